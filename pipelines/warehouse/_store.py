@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import polars as pl
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
+
+RAW_SCHEMA_SQL = Path(__file__).with_name("raw_schema.sql")
+
+RAW_TABLES: frozenset[str] = frozenset(
+    {
+        "raw.ingest_log",
+        "raw.esimtrade_orders",
+        "raw.esimtrade_order_syncs",
+        "raw.pressone_orders",
+        "raw.pressone_usage",
+        "raw.local_orders",
+        "raw.local_orders_rejected",
+    }
+)
+
+_QUALIFIED_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+
+
+class WarehouseError(RuntimeError):
+    """The DuckDB file cannot be used."""
+
+
+class WarehouseBusyError(WarehouseError):
+    """Another process holds the DuckDB file; raised once the bounded wait runs out."""
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.IOException) and ("lock" in text or "conflicting" in text)
+
+
+class Warehouse:
+    """Opens the DuckDB file and keeps the raw schema in place."""
+
+    def __init__(self, path: str | Path, *, lock_timeout_seconds: float = 60.0) -> None:
+        self.path = Path(path)
+        self.lock_timeout_seconds = lock_timeout_seconds
+
+    @contextmanager
+    def connect(
+        self, *, read_only: bool = False, wait_seconds: float | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to the file, waiting up to `wait_seconds` for another process's lock."""
+        if read_only and not self.path.exists():
+            raise WarehouseError(
+                f"no database at {self.path}: run `esim-recon run` (or `demo`) first"
+            )
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        timeout = self.lock_timeout_seconds if wait_seconds is None else wait_seconds
+        retrying = Retrying(
+            retry=retry_if_exception(_is_lock_conflict),
+            stop=stop_after_delay(timeout),
+            wait=wait_exponential(multiplier=0.1, max=2.0),
+            reraise=False,
+        )
+        try:
+            con = retrying(duckdb.connect, str(self.path), read_only=read_only)
+        except RetryError as exc:
+            raise WarehouseBusyError(
+                f"the database {self.path} is in use by another esim-recon process "
+                f"(waited {timeout:.0f} s); try again when that run has finished"
+            ) from exc.last_attempt.exception()
+        except duckdb.Error as exc:
+            raise WarehouseError(f"cannot open the database {self.path}: {exc}") from exc
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def ensure_raw_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(RAW_SCHEMA_SQL.read_text(encoding="utf-8"))
+
+
+def append_frames(
+    con: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataFrame]
+) -> dict[str, int]:
+    """Append each frame to its table, all in one transaction: all land or none do.
+
+    Columns are matched by name, so a frame may leave out nullable columns.
+    """
+    for table in frames:
+        if table not in RAW_TABLES and not _QUALIFIED_NAME.match(table):
+            raise ValueError(f"not a table this warehouse writes: {table!r}")
+    written: dict[str, int] = {}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for index, (table, frame) in enumerate(frames.items()):
+            if frame.height == 0:
+                written[table] = 0
+                continue
+            view = f"_append_batch_{index}"
+            con.register(view, frame.to_arrow())
+            try:
+                # Identifiers cannot be bound parameters; both are checked above.
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
+            finally:
+                con.unregister(view)
+            written[table] = frame.height
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return written
