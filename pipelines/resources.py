@@ -6,13 +6,16 @@ clients. Tests swap them for resources pointed at the simulator.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
-from pydantic import Field
+from pydantic import Field, SecretStr
 
+from pipelines.providers import ESIMTradeClient, PressOneClient, RetryPolicy
+from pipelines.settings import Settings
 from pipelines.warehouse import Warehouse
 
 
@@ -34,3 +37,136 @@ class WarehouseResource(dg.ConfigurableResource):
         with warehouse.connect() as con:
             warehouse.ensure_raw_schema(con)
             yield con
+
+
+class _ProviderResource(dg.ConfigurableResource):
+    """Shared tuning for a provider API; the provider is enabled when `base_url` is set."""
+
+    base_url: str | None = Field(default=None, description="API root; unset = provider disabled.")
+    timeout_seconds: float = Field(default=30.0, description="Per-request timeout.")
+    max_concurrency: int = Field(default=8, description="Requests in flight at once.")
+    requests_per_minute: int | None = Field(
+        default=None, description="Client-side rate limit (None: the provider default)."
+    )
+    retry_attempts: int = Field(default=6, description="Attempts per request before giving up.")
+    retry_seconds: float = Field(default=120.0, description="Total time one request may retry.")
+    retry_initial_wait: float = Field(default=0.5, description="First backoff wait, seconds.")
+    retry_max_wait: float = Field(default=30.0, description="Longest single backoff wait.")
+    page_size: int | None = Field(default=None, description="List page size.")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.base_url)
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.retry_attempts,
+            max_total_seconds=self.retry_seconds,
+            initial_wait=self.retry_initial_wait,
+            max_wait=self.retry_max_wait,
+        )
+
+
+class ESIMTradeResource(_ProviderResource):
+    """eSIMTrade reseller API (ESIMTRADE_* variables)."""
+
+    access_code: str | None = Field(default=None, description="x-access-code header value.")
+    secret_key: str | None = Field(default=None, description="x-secret-key header value.")
+
+    def client(self) -> ESIMTradeClient:
+        if not (self.base_url and self.access_code and self.secret_key):
+            raise RuntimeError("eSIMTrade is not configured (ESIMTRADE_BASE_URL and credentials)")
+        return ESIMTradeClient(
+            self.base_url,
+            self.access_code,
+            self.secret_key,
+            timeout=self.timeout_seconds,
+            retry=self.retry_policy(),
+            max_concurrency=self.max_concurrency,
+            requests_per_minute=self.requests_per_minute or 120,
+            page_size=self.page_size or 100,
+        )
+
+
+class PressOneResource(_ProviderResource):
+    """PressOne eSIM API (PRESSONE_* variables)."""
+
+    client_id: str | None = Field(default=None, description="OAuth client id.")
+    client_secret: str | None = Field(default=None, description="OAuth client secret.")
+
+    def client(self) -> PressOneClient:
+        if not (self.base_url and self.client_id and self.client_secret):
+            raise RuntimeError("PressOne is not configured (PRESSONE_BASE_URL and credentials)")
+        return PressOneClient(
+            self.base_url,
+            self.client_id,
+            self.client_secret,
+            timeout=self.timeout_seconds,
+            retry=self.retry_policy(),
+            max_concurrency=self.max_concurrency,
+            requests_per_minute=self.requests_per_minute,
+            page_size=self.page_size or 50,
+        )
+
+
+class LocalOrdersResource(dg.ConfigurableResource):
+    """Where the reseller's own order records are (ESIM_RECON_LOCAL_ORDERS)."""
+
+    path: str | None = Field(default=None, description="CSV or Parquet file of local orders.")
+
+
+class RunOptionsResource(dg.ConfigurableResource):
+    """How much of the provider state one run refreshes."""
+
+    full_sync: bool = Field(
+        default=True,
+        description=(
+            "Sync every known order. False skips eSIMs already seen in a terminal state "
+            "(unless the provider's list says they moved)."
+        ),
+    )
+    sync_budget: int | None = Field(
+        default=None,
+        description="At most this many per-order syncs per provider per run; the rest wait.",
+    )
+
+
+def _secret(name: str, value: SecretStr | None) -> dg.EnvVar | str | None:
+    """Secrets reach Dagster as EnvVar references where possible, so the UI shows only names."""
+    if value is None:
+        return None
+    secret = value.get_secret_value()
+    return dg.EnvVar(name) if os.environ.get(name) == secret else secret
+
+
+def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """The resources of a real run, configured from the contract's environment variables."""
+    tuning = {
+        "timeout_seconds": settings.esim_recon_http_timeout,
+        "max_concurrency": settings.esim_recon_max_concurrency,
+        "retry_attempts": settings.esim_recon_retry_attempts,
+        "retry_seconds": settings.esim_recon_retry_seconds,
+    }
+    secret_key = settings.esimtrade_secret_key
+    client_secret = settings.pressone_client_secret
+    return {
+        "warehouse": WarehouseResource(database=str(settings.esim_recon_db)),
+        "esimtrade": ESIMTradeResource(
+            base_url=settings.esimtrade_base_url,
+            access_code=settings.esimtrade_access_code,
+            secret_key=_secret("ESIMTRADE_SECRET_KEY", secret_key),
+            requests_per_minute=settings.esimtrade_requests_per_minute,
+            **tuning,
+        ),
+        "pressone": PressOneResource(
+            base_url=settings.pressone_base_url,
+            client_id=settings.pressone_client_id,
+            client_secret=_secret("PRESSONE_CLIENT_SECRET", client_secret),
+            requests_per_minute=settings.pressone_requests_per_minute,
+            **tuning,
+        ),
+        "local_orders_file": LocalOrdersResource(
+            path=str(settings.esim_recon_local_orders) if settings.esim_recon_local_orders else None
+        ),
+        "run_options": RunOptionsResource(),
+    }

@@ -1,0 +1,306 @@
+"""`esim-recon`: run, demo, sql, export, simulate, status."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.settings import ConfigError, Settings, load_dotenv_into_environ, load_settings
+
+EPILOG_RUN = """\b
+Examples:
+  esim-recon run
+  esim-recon run --select pressone_orders
+  esim-recon run --select 'esimtrade_order_syncs+'
+  esim-recon run --incremental --budget 5000
+"""
+
+
+def _console(stderr: bool = False) -> Console:
+    # Colours only on a terminal, and never when NO_COLOR is set.
+    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+
+
+def _die(message: str, code: int = 1) -> NoReturn:
+    _console(stderr=True).print(f"esim-recon: {message}", markup=False)
+    sys.exit(code)
+
+
+def _settings() -> Settings:
+    load_dotenv_into_environ()
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        _die(f"configuration: {exc}", 2)
+
+
+def _print_summary(db_path: Path, export_dir: Path | None, elapsed: float) -> None:
+    from pipelines.runner import discrepancy_summary
+
+    console = _console()
+    summary = discrepancy_summary(db_path)
+    if not summary:
+        console.print(f"Done in {elapsed:.1f} s; no reports built yet. Database: {db_path}")
+        return
+    table = Table(title="Discrepancies (latest run)")
+    table.add_column("type")
+    table.add_column("severity")
+    table.add_column("count", justify="right")
+    total = 0
+    for discrepancy_type, severity, count in summary["by_type"]:
+        table.add_row(discrepancy_type, severity, str(count))
+        total += count
+    table.add_row("[bold]total[/bold]", "", f"[bold]{total}[/bold]")
+    console.print(table)
+    rows = summary.get("rows", {})
+    console.print(
+        f"Reconciled {rows.get('reconciliation', 0)} rows; usage for {rows.get('usage', 0)} eSIMs; "
+        f"done in {elapsed:.1f} s."
+    )
+    console.print(f"Database: {db_path}", markup=False)
+    if export_dir is not None:
+        console.print(f"CSV exports: {export_dir}/", markup=False)
+
+
+def _run_graph(
+    settings: Settings,
+    *,
+    selection: str | None,
+    full_sync: bool,
+    budget: int | None,
+    resources_override: dict[str, Any] | None = None,
+) -> Any:
+    from pipelines.definitions import all_assets
+    from pipelines.resources import RunOptionsResource, resources_from_settings
+    from pipelines.runner import RunError, materialize_all
+
+    resources = resources_from_settings(settings)
+    resources["run_options"] = RunOptionsResource(full_sync=full_sync, sync_budget=budget)
+    resources.update(resources_override or {})
+    try:
+        outcome = materialize_all(
+            all_assets, resources, db_path=settings.esim_recon_db, selection=selection
+        )
+    except RunError as exc:
+        _die(str(exc))
+    if not outcome.success:
+        first = outcome.failures[0] if outcome.failures else "the run failed"
+        more = f" (and {len(outcome.failures) - 1} more)" if len(outcome.failures) > 1 else ""
+        _die(f"run {outcome.run_id[:8]} failed: {first}{more}")
+    return outcome
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Reconcile an eSIM reseller's order records against eSIMTrade and PressOne.
+
+    Configuration comes from environment variables (and a .env file in the working
+    directory); see the README for every variable.
+    """
+
+
+@main.command(epilog=EPILOG_RUN)
+@click.option("--select", "selection", help="Dagster asset selection, e.g. 'pressone_orders+'.")
+@click.option(
+    "--incremental",
+    is_flag=True,
+    help="Skip eSIMs already synced in a terminal state (the hourly job's mode).",
+)
+@click.option("--budget", type=click.IntRange(min=0), help="At most N syncs per provider.")
+def run(selection: str | None, incremental: bool, budget: int | None) -> None:
+    """One full reconciliation against the configured providers."""
+    settings = _settings()
+    try:
+        settings.require_run_inputs()
+    except ConfigError as exc:
+        _die(f"configuration: {exc}", 2)
+    started = time.monotonic()
+    _run_graph(settings, selection=selection, full_sync=not incremental, budget=budget)
+    _print_summary(settings.esim_recon_db, settings.esim_recon_export_dir, time.monotonic() - started)
+
+
+@main.command(
+    epilog="\b\nExamples:\n  esim-recon demo\n  esim-recon demo --orders 5000 --faults 0.2"
+)
+@click.option("--orders", default=1000, show_default=True, help="Provider orders to simulate.")
+@click.option("--seed", default=7, show_default=True, help="Dataset seed.")
+@click.option(
+    "--dir",
+    "demo_dir",
+    type=click.Path(path_type=Path),
+    default=Path("demo"),
+    show_default=True,
+    help="Where the demo keeps its database, local orders and exports.",
+)
+@click.option(
+    "--runs",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 10),
+    help="Runs to make; the simulated world moves on between runs (usage, state changes).",
+)
+@click.option("--faults", default=0.0, show_default=True, help="Injected provider fault rate.")
+def demo(orders: int, seed: int, demo_dir: Path, runs: int, faults: float) -> None:
+    """Run end to end against the bundled simulator with generated local orders."""
+    from pipelines.simulator import FaultConfig, generate_dataset, serve
+
+    console = _console()
+    started = time.monotonic()
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    dataset = generate_dataset(seed=seed, orders=orders, drift_orders=orders // 50)
+    local_file = demo_dir / "local_orders.csv"
+    dataset.write_local_orders(local_file)
+    fault_config = FaultConfig.uniform(faults) if faults else FaultConfig()
+    with serve(dataset, faults=fault_config) as simulator:
+        env = {key.lower(): value for key, value in simulator.env().items()}
+        settings = Settings(
+            **env,
+            esim_recon_local_orders=local_file,
+            esim_recon_db=demo_dir / "esim_recon.duckdb",
+            esim_recon_export_dir=demo_dir / "exports",
+        )
+        os.environ["ESIM_RECON_EXPORT_DIR"] = str(settings.esim_recon_export_dir)
+        console.print(f"Simulator on 127.0.0.1:{simulator.port} with {orders} orders (seed {seed}).")
+        for number in range(1, runs + 1):
+            if number > 1:
+                dataset.advance()
+                console.print("The simulated world moved on (usage, state changes).")
+            run_started = time.monotonic()
+            outcome = _run_graph(settings, selection=None, full_sync=True, budget=None)
+            console.print(
+                f"Run {number}: {len(outcome.materialized)} assets in "
+                f"{time.monotonic() - run_started:.1f} s."
+            )
+    dataset.write_ground_truth(demo_dir / "ground_truth.json")
+    _print_summary(settings.esim_recon_db, settings.esim_recon_export_dir, time.monotonic() - started)
+    console.print(f"Local orders: {local_file}; planted truth: {demo_dir / 'ground_truth.json'}")
+    console.print(
+        f'Query it: esim-recon sql --db {settings.esim_recon_db} '
+        '"SELECT discrepancy_type, count(*) FROM reports.discrepancies GROUP BY 1"',
+        markup=False,
+    )
+
+
+@main.command(
+    epilog=(
+        "\b\nExamples:\n"
+        '  esim-recon sql "SELECT * FROM reports.discrepancies WHERE severity = \'critical\'"\n'
+        '  esim-recon sql --csv "SELECT * FROM reports.usage" > usage.csv'
+    )
+)
+@click.argument("query")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+@click.option("--db", type=click.Path(path_type=Path), help="DuckDB file (default ESIM_RECON_DB).")
+@click.option("--limit", default=200, show_default=True, help="Rows shown in table mode.")
+def sql(query: str, as_csv: bool, db: Path | None, limit: int) -> None:
+    """Read-only SQL on the DuckDB file."""
+    import duckdb
+
+    from pipelines.exports import read_only_query
+
+    db_path = db or _settings().esim_recon_db
+    try:
+        frame = read_only_query(db_path, query)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            _die(f"{db_path} is being written by a running esim-recon run; try again shortly")
+        _die(f"cannot open {db_path}: {exc}")
+    except duckdb.Error as exc:
+        message = str(exc).splitlines()[0]
+        if "read-only" in message.lower():
+            _die(f"the database is opened read-only; this command cannot write ({message})")
+        _die(f"query failed: {message}")
+    except FileNotFoundError as exc:
+        _die(str(exc))
+    if as_csv:
+        sys.stdout.write(frame.write_csv())
+        return
+    table = Table(show_lines=False)
+    for column in frame.columns:
+        table.add_column(column)
+    for row in frame.head(limit).iter_rows():
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    console = _console()
+    console.print(table)
+    if frame.height > limit:
+        console.print(f"({frame.height} rows, first {limit} shown; use --csv for all)")
+
+
+@main.command(epilog="\b\nExample:\n  esim-recon export --out /srv/finance/esim")
+@click.option("--db", type=click.Path(path_type=Path), help="DuckDB file (default ESIM_RECON_DB).")
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Folder (default ESIM_RECON_EXPORT_DIR)."
+)
+def export(db: Path | None, out: Path | None) -> None:
+    """Write the CSV (and Parquet) reports again from the DuckDB file."""
+    import duckdb
+
+    from pipelines.exports import write_exports
+
+    settings = _settings()
+    db_path = db or settings.esim_recon_db
+    out_dir = out or settings.esim_recon_export_dir
+    if not db_path.exists():
+        _die(f"no database at {db_path}: run `esim-recon run` first")
+    try:
+        con = duckdb.connect(str(db_path), read_only=True)
+    except duckdb.IOException:
+        _die(f"{db_path} is being written by a running esim-recon run; try again shortly")
+    try:
+        written = write_exports(con, out_dir)
+    except duckdb.CatalogException as exc:
+        _die(f"reports missing in {db_path} (run `esim-recon run` first): {exc}")
+    finally:
+        con.close()
+    for name, path in written.items():
+        _console().print(f"{name}: {path}", markup=False)
+
+
+@main.command(
+    epilog="\b\nExample:\n  esim-recon simulate --port 8080 --orders 1000 --seed 7"
+)
+@click.option("--port", default=8080, show_default=True)
+@click.option("--orders", default=1000, show_default=True)
+@click.option("--seed", default=7, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("simulator"),
+    show_default=True,
+    help="Where to write local_orders.csv and ground_truth.json.",
+)
+@click.option("--latency-ms", default=0, show_default=True, help="Added to every response.")
+@click.option("--faults", default=0.0, show_default=True, help="Injected fault rate (0..1).")
+@click.option(
+    "--envelope",
+    type=click.Choice(["plain", "wrapped"]),
+    default="plain",
+    show_default=True,
+    help="PressOne success body form.",
+)
+def simulate(
+    port: int, orders: int, seed: int, out: Path, latency_ms: int, faults: float, envelope: str
+) -> None:
+    """Serve both provider APIs on loopback from a generated dataset, until interrupted."""
+    from pipelines.simulator import simulate_main
+
+    simulate_main(
+        port=port,
+        orders=orders,
+        seed=seed,
+        out_dir=out,
+        latency_ms=latency_ms,
+        fault_rate=faults,
+        envelope=envelope,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""The one Dagster `Definitions` of esim-recon: it only merges what the other modules define."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.models import model_assets, model_checks
+from assets.raw import raw_assets
+from assets.reports import report_assets
+from pipelines.resources import resources_from_settings
+from pipelines.settings import load_dotenv_into_environ, load_settings
+
+load_dotenv_into_environ()
+
+all_assets = [*raw_assets, *model_assets, *report_assets]
+
+defs = dg.Definitions(
+    assets=all_assets,
+    asset_checks=model_checks,
+    resources=resources_from_settings(load_settings()),
+)

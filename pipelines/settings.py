@@ -1,0 +1,124 @@
+"""Configuration from the environment (and a `.env` file in the working directory).
+
+The variable names are the outside contract (see README): changing one breaks users' schedulers.
+Secrets are held as `SecretStr` so they never print by accident.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Self
+
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DB = Path("data/esim_recon.duckdb")
+DEFAULT_EXPORT_DIR = Path("exports")
+
+
+class ConfigError(ValueError):
+    """Configuration is missing or invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    pressone_base_url: str | None = None
+    pressone_client_id: str | None = None
+    pressone_client_secret: SecretStr | None = None
+    esimtrade_base_url: str | None = None
+    esimtrade_access_code: str | None = None
+    esimtrade_secret_key: SecretStr | None = None
+    esim_recon_local_orders: Path | None = None
+    esim_recon_db: Path = DEFAULT_DB
+    esim_recon_export_dir: Path = DEFAULT_EXPORT_DIR
+    esim_recon_local_status_map: Path | None = None
+
+    # Tuning knobs; the defaults follow the providers' documented limits.
+    esimtrade_requests_per_minute: int = Field(default=120, ge=1)
+    pressone_requests_per_minute: int | None = Field(default=None, ge=1)
+    esim_recon_max_concurrency: int = Field(default=8, ge=1, le=256)
+    esim_recon_http_timeout: float = Field(default=30.0, gt=0)
+    esim_recon_retry_attempts: int = Field(default=6, ge=1, le=50)
+    esim_recon_retry_seconds: float = Field(default=120.0, gt=0)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("pressone_base_url", "esimtrade_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_with_url(self) -> Self:
+        required = {
+            "pressone_base_url": ("pressone_client_id", "pressone_client_secret"),
+            "esimtrade_base_url": ("esimtrade_access_code", "esimtrade_secret_key"),
+        }
+        for url_field, credential_fields in required.items():
+            if getattr(self, url_field) is None:
+                continue
+            for name in credential_fields:
+                if getattr(self, name) is None:
+                    raise ValueError(
+                        f"{name.upper()} is not set but {url_field.upper()} is"
+                    )
+        return self
+
+    @property
+    def pressone_enabled(self) -> bool:
+        return self.pressone_base_url is not None
+
+    @property
+    def esimtrade_enabled(self) -> bool:
+        return self.esimtrade_base_url is not None
+
+    def require_run_inputs(self) -> None:
+        """What `esim-recon run` needs beyond a valid environment."""
+        if not (self.pressone_enabled or self.esimtrade_enabled):
+            raise ConfigError(
+                "no provider configured: set ESIMTRADE_BASE_URL and/or PRESSONE_BASE_URL"
+            )
+        if self.esim_recon_local_orders is None:
+            raise ConfigError("ESIM_RECON_LOCAL_ORDERS is not set (path of the local orders file)")
+        if not self.esim_recon_local_orders.is_file():
+            raise ConfigError(
+                f"ESIM_RECON_LOCAL_ORDERS: no such file: {self.esim_recon_local_orders}"
+            )
+
+
+def load_dotenv_into_environ(path: Path = Path(".env")) -> None:
+    """Make `.env` values visible to code that reads os.environ (Dagster's EnvVar does).
+
+    Variables already set in the environment win, as they do for pydantic-settings.
+    """
+    if not path.is_file():
+        return
+    for key, value in dotenv_values(path).items():
+        if value is not None:
+            os.environ.setdefault(key.upper(), value)
+
+
+def load_settings() -> Settings:
+    """Read and validate settings; any problem becomes a one-line `ConfigError`."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        location = ".".join(str(part) for part in error.get("loc", ()))
+        message = error.get("msg", "invalid").removeprefix("Value error, ")
+        if location:
+            raise ConfigError(f"{location.upper()}: {message}") from None
+        raise ConfigError(message) from None
