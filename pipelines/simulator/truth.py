@@ -1,0 +1,455 @@
+"""Ground truth: docs/reconciliation-rules.md applied to the simulated world, in plain Python.
+
+This module is the simulator's independent oracle. It reads the world the way a complete pipeline
+run would see it (every eSIMTrade order synced, every PressOne sim's usage fetched, every list
+fully loaded) and decides the findings rule by rule. It deliberately shares no code with the
+provider clients or the SQL models.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from pipelines.simulator.iccid import shape_ok
+from pipelines.simulator.model import LocalRow
+
+if TYPE_CHECKING:
+    from pipelines.simulator.dataset import Dataset
+
+CANONICAL_STATES = (
+    "pending",
+    "ready",
+    "active",
+    "depleted",
+    "expired",
+    "cancelled",
+    "revoked",
+    "suspended",
+    "failed",
+)
+DISCREPANCY_TYPES = (
+    "missing_at_provider",
+    "missing_locally",
+    "status_mismatch",
+    "iccid_mismatch",
+    "package_mismatch",
+    "amount_mismatch",
+    "usage_exceeds_volume",
+    "duplicate_iccid",
+    "invalid_iccid",
+    "sync_failed",
+    "invalid_transition",
+    "usage_regression",
+)
+SEVERITY_ORDER = {"warning": 0, "critical": 1}
+MONEY_STATES = frozenset({"cancelled", "revoked", "failed"})
+TERMINAL_STATES = frozenset({"depleted", "expired", "cancelled", "revoked", "failed"})
+MAIN_LINE_RANK = {"pending": 0, "ready": 1, "active": 2, "depleted": 3, "expired": 3}
+
+_ESIMTRADE_STATES = {
+    "CREATE": "pending",
+    "PAYING": "pending",
+    "PAID": "pending",
+    "GETTING_RESOURCE": "pending",
+    "GOT_RESOURCE": "ready",
+    "IN_USE": "active",
+    "USED_UP": "depleted",
+    "USED_EXPIRED": "expired",
+    "UNUSED_EXPIRED": "expired",
+    "CANCEL": "cancelled",
+    "SUSPENDED": "suspended",
+    "REVOKED": "revoked",
+    "REVOKE": "revoked",
+}
+_PRESSONE_USAGE_STATES = {
+    "NOT_ACTIVE": "ready",
+    "ACTIVE": "active",
+    "FINISHED": "depleted",
+    "EXPIRED": "expired",
+    "RECYCLED": "expired",
+    "UNKNOWN": "unknown",
+}
+
+
+def esimtrade_state(status: str | None) -> str:
+    if status is None:
+        return "unknown"
+    return _ESIMTRADE_STATES.get(status.upper(), "unknown")
+
+
+def pressone_state(order_status: str, usage_status: str | None) -> str:
+    if order_status == "failed":
+        return "failed"
+    if order_status == "refunded":
+        return "cancelled"
+    if order_status == "completed":
+        return (
+            "ready" if usage_status is None else _PRESSONE_USAGE_STATES.get(usage_status, "unknown")
+        )
+    if order_status == "partially_refunded" and usage_status is not None:
+        return _PRESSONE_USAGE_STATES.get(usage_status, "unknown")
+    return "unknown"
+
+
+def local_state(raw: str) -> str:
+    """The local status through the default mapping (canonical names map to themselves)."""
+    value = raw.strip().lower()
+    return value if value in CANONICAL_STATES else "unknown"
+
+
+def transition_invalid(previous: str, current: str) -> bool:
+    if previous == current or "unknown" in (previous, current):
+        return False
+    if {previous, current} == {"active", "suspended"}:
+        return False
+    if previous in TERMINAL_STATES:
+        return not (previous == "depleted" and current in ("active", "expired"))
+    if previous in MAIN_LINE_RANK and current in MAIN_LINE_RANK:
+        return MAIN_LINE_RANK[current] < MAIN_LINE_RANK[previous]
+    return False
+
+
+@dataclass(slots=True)
+class ProviderEsim:
+    """One provider eSIM as a complete pipeline run sees it."""
+
+    provider: str
+    order_no: str
+    uid: int
+    key: str  # eSIMTrade esimTranNo (else order number); PressOne sim id (else order id)
+    iccid: str | None
+    state: str
+    package_code: str | None
+    amount: Decimal | None
+    used: int | None
+    total: int | None
+    unlimited: bool
+    usage_observed: bool  # a successful usage observation exists
+    sync_failed: bool
+
+
+def observe(dataset: Dataset) -> list[ProviderEsim]:
+    """The provider eSIM rows of section 1 of the rules, for the world as it is now."""
+    rows: list[ProviderEsim] = []
+    for esim in dataset.esimtrade:
+        if esim.poisoned:
+            # No successful sync: one order-level row from the stored list.
+            rows.append(
+                ProviderEsim(
+                    "esimtrade",
+                    esim.order_no,
+                    esim.uid,
+                    esim.order_no,
+                    None,
+                    esimtrade_state(esim.stored_status.upper()),
+                    esim.package.code,
+                    esim.package.cost,
+                    None,
+                    None,
+                    False,
+                    False,
+                    True,
+                )
+            )
+            continue
+        observed = esim.total_volume is not None and esim.order_usage is not None
+        rows.append(
+            ProviderEsim(
+                "esimtrade",
+                esim.order_no,
+                esim.uid,
+                esim.esim_tran_no or esim.order_no,
+                esim.iccid,
+                esimtrade_state(esim.esim_status),
+                esim.package.code,
+                esim.package.cost,
+                esim.order_usage if observed else None,
+                esim.total_volume if observed else None,
+                False,
+                observed,
+                False,
+            )
+        )
+    for order in dataset.pressone:
+        if order.type != "sim":
+            continue
+        if not order.sims:
+            rows.append(
+                ProviderEsim(
+                    "pressone",
+                    order.code,
+                    order.uid,
+                    f"order-{order.id}",
+                    None,
+                    pressone_state(order.status, None),
+                    order.package.package_id,
+                    order.price,
+                    None,
+                    None,
+                    False,
+                    False,
+                    False,
+                )
+            )
+            continue
+        for sim in order.sims:
+            usage = dataset.pressone_usage.get(sim.iccid)
+            seen = usage if usage is not None and not usage.poisoned else None
+            rows.append(
+                ProviderEsim(
+                    "pressone",
+                    order.code,
+                    sim.uid,
+                    f"sim-{sim.id}",
+                    sim.iccid,
+                    pressone_state(order.status, seen.status if seen else None),
+                    order.package.package_id,
+                    order.price,
+                    seen.used_bytes if seen else None,
+                    seen.total_bytes if seen else None,
+                    seen.unlimited if seen else False,
+                    seen is not None,
+                    usage is not None and usage.poisoned,
+                )
+            )
+    return rows
+
+
+@dataclass(slots=True)
+class _Match:
+    local: LocalRow | None
+    esim: ProviderEsim | None
+
+
+def match_rows(local_rows: Sequence[LocalRow], esims: Sequence[ProviderEsim]) -> list[_Match]:
+    """Section 2 of the rules, for the rows of one provider."""
+    local_by_order: dict[str, list[LocalRow]] = defaultdict(list)
+    esims_by_order: dict[str, list[ProviderEsim]] = defaultdict(list)
+    for row in local_rows:
+        local_by_order[row.order_no].append(row)
+    for esim in esims:
+        esims_by_order[esim.order_no].append(esim)
+    matches: list[_Match] = []
+    for order_no in sorted(set(local_by_order) | set(esims_by_order)):
+        locals_left = sorted(local_by_order.get(order_no, ()), key=lambda r: r.line)
+        esims_left = sorted(esims_by_order.get(order_no, ()), key=lambda e: e.key)
+        # 1. same order number and the same non-empty ICCID
+        unpaired_locals = []
+        for row in locals_left:
+            partner = None
+            if row.iccid:
+                partner = next((e for e in esims_left if e.iccid == row.iccid), None)
+            if partner is None:
+                unpaired_locals.append(row)
+            else:
+                esims_left.remove(partner)
+                matches.append(_Match(row, partner))
+        # 2. the rest of the order paired in order, ICCID nulls last
+        unpaired_locals.sort(key=lambda r: (not r.iccid, r.iccid, r.line))
+        esims_left.sort(key=lambda e: (e.iccid is None, e.iccid or "", e.key))
+        for row, esim in zip(unpaired_locals, esims_left, strict=False):
+            matches.append(_Match(row, esim))
+        # 3. leftovers
+        paired = min(len(unpaired_locals), len(esims_left))
+        matches.extend(_Match(row, None) for row in unpaired_locals[paired:])
+        matches.extend(_Match(None, esim) for esim in esims_left[paired:])
+    return matches
+
+
+def _amount(text: str) -> Decimal | None:
+    try:
+        value = Decimal(text.strip())
+    except (InvalidOperation, AttributeError):
+        return None
+    return value if value.is_finite() else None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    provider: str
+    order_no: str
+    iccid: str
+    discrepancy_type: str
+    severity: str
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.provider, self.order_no, self.iccid, self.discrepancy_type)
+
+
+def history_findings(observations: Sequence[tuple[str, int | None]]) -> set[str]:
+    """invalid_transition / usage_regression for one eSIM's per-run observations, oldest first."""
+    found = set()
+    states = [state for state, _ in observations]
+    for i in range(len(states) - 1, 0, -1):
+        if states[i] != states[i - 1]:
+            if transition_invalid(states[i - 1], states[i]):
+                found.add("invalid_transition")
+            break
+    used = [value for _, value in observations if value is not None]
+    for i in range(len(used) - 1, 0, -1):
+        if used[i] != used[i - 1]:
+            if used[i] < used[i - 1]:
+                found.add("usage_regression")
+            break
+    return found
+
+
+def decide(
+    local_rows: Sequence[LocalRow],
+    esims: Sequence[ProviderEsim],
+    known_orders: dict[str, set[str]],
+    history: dict[int, list[tuple[str, int | None]]],
+) -> tuple[list[Finding], dict[int, str]]:
+    """All findings, and for each provider eSIM the ICCID its findings are keyed by."""
+    found: dict[tuple[str, str, str, str], Finding] = {}
+
+    def add(provider: str, order_no: str, iccid: str, kind: str, severity: str = "warning") -> None:
+        finding = Finding(provider, order_no, iccid, kind, severity)
+        old = found.get(finding.key)
+        if old is None or SEVERITY_ORDER[severity] > SEVERITY_ORDER[old.severity]:
+            found[finding.key] = finding
+
+    finding_iccid: dict[int, str] = {}
+    for provider in ("esimtrade", "pressone"):
+        provider_locals = [row for row in local_rows if row.provider == provider]
+        provider_esims = [esim for esim in esims if esim.provider == provider]
+        for match in match_rows(provider_locals, provider_esims):
+            row, esim = match.local, match.esim
+            if esim is None:
+                assert row is not None
+                if row.order_no not in known_orders[provider]:
+                    add(provider, row.order_no, row.iccid, "missing_at_provider", "critical")
+                continue
+            # The finding key's ICCID: the local row's where there is one, else the provider's.
+            key_iccid = row.iccid if row is not None else (esim.iccid or "")
+            finding_iccid[esim.uid] = key_iccid
+            if row is None:
+                add(provider, esim.order_no, key_iccid, "missing_locally", "critical")
+            else:
+                mine = local_state(row.status)
+                if mine != esim.state:
+                    money = (mine in MONEY_STATES) != (esim.state in MONEY_STATES)
+                    add(
+                        provider,
+                        row.order_no,
+                        key_iccid,
+                        "status_mismatch",
+                        "critical" if money else "warning",
+                    )
+                if row.iccid and esim.iccid and row.iccid != esim.iccid and shape_ok(row.iccid):
+                    add(provider, row.order_no, key_iccid, "iccid_mismatch")
+                if row.package_code and esim.package_code and row.package_code != esim.package_code:
+                    add(provider, row.order_no, key_iccid, "package_mismatch")
+                amount = _amount(row.amount)
+                if (
+                    amount is not None
+                    and esim.amount is not None
+                    and abs(amount - esim.amount) > Decimal("0.01")
+                ):
+                    add(provider, row.order_no, key_iccid, "amount_mismatch", "critical")
+            if (
+                esim.usage_observed
+                and not esim.unlimited
+                and esim.used is not None
+                and esim.total is not None
+                and esim.used > esim.total
+            ):
+                add(provider, esim.order_no, key_iccid, "usage_exceeds_volume")
+            if esim.sync_failed:
+                add(provider, esim.order_no, key_iccid, "sync_failed")
+            for kind in sorted(history_findings(history.get(esim.uid, ()))):
+                add(provider, esim.order_no, key_iccid, kind)
+
+    iccid_count: dict[str, int] = defaultdict(int)
+    for row in local_rows:
+        if row.iccid:
+            iccid_count[row.iccid] += 1
+    for row in local_rows:
+        if row.iccid and iccid_count[row.iccid] > 1:
+            add(row.provider, row.order_no, row.iccid, "duplicate_iccid")
+        if row.iccid and not shape_ok(row.iccid):
+            add(row.provider, row.order_no, row.iccid, "invalid_iccid")
+    return sorted(found.values(), key=lambda f: f.key), finding_iccid
+
+
+def usage_rows(esims: Iterable[ProviderEsim]) -> list[dict[str, Any]]:
+    rows = []
+    for esim in esims:
+        if not esim.usage_observed:
+            continue
+        rows.append(
+            {
+                "provider": esim.provider,
+                "order_no": esim.order_no,
+                "iccid": esim.iccid or "",
+                "package_code": esim.package_code,
+                "state": esim.state,
+                "total_bytes": None if esim.unlimited else esim.total,
+                "used_bytes": None if esim.unlimited else esim.used,
+                "unlimited": esim.unlimited,
+            }
+        )
+    rows.sort(key=lambda r: (r["provider"], r["order_no"], r["iccid"]))
+    return rows
+
+
+def ground_truth(dataset: Dataset) -> dict[str, Any]:
+    esims = observe(dataset)
+    known = {
+        "esimtrade": {esim.order_no for esim in dataset.esimtrade},
+        "pressone": {order.code for order in dataset.pressone},
+    }
+    findings, finding_iccid = decide(dataset.local_rows, esims, known, dataset.history)
+    keys = {finding.key for finding in findings}
+    planted = []
+    for plant in dataset.planted:
+        if plant.local_row is not None:
+            iccid = plant.local_row.iccid
+        else:
+            assert plant.esim_uid is not None
+            iccid = finding_iccid.get(plant.esim_uid, "")
+        key = (plant.provider, plant.order_no, iccid, plant.discrepancy_type)
+        if key in keys:  # a later change of the world can undo a planted disagreement
+            planted.append(
+                {
+                    "provider": plant.provider,
+                    "order_no": plant.order_no,
+                    "iccid": iccid,
+                    "discrepancy_type": plant.discrepancy_type,
+                    "how": plant.how,
+                }
+            )
+    planted.sort(key=lambda p: (p["discrepancy_type"], p["provider"], p["order_no"], p["iccid"]))
+    pressone_sim_orders = sum(1 for order in dataset.pressone if order.type == "sim")
+    return {
+        "seed": dataset.seed,
+        "orders": dataset.orders,
+        "epoch": dataset.epoch,
+        "counts": {
+            "esimtrade_list_orders": len(dataset.esimtrade),
+            "esimtrade_esims": sum(1 for esim in esims if esim.provider == "esimtrade"),
+            "pressone_orders": len(dataset.pressone),
+            "pressone_sim_orders": pressone_sim_orders,
+            "pressone_topup_orders": len(dataset.pressone) - pressone_sim_orders,
+            "pressone_esims": sum(1 for esim in esims if esim.provider == "pressone"),
+            "local_rows": len(dataset.local_rows),
+        },
+        "findings": [
+            {
+                "provider": f.provider,
+                "order_no": f.order_no,
+                "iccid": f.iccid,
+                "discrepancy_type": f.discrepancy_type,
+                "severity": f.severity,
+            }
+            for f in findings
+        ],
+        "usage": usage_rows(esims),
+        "planted": planted,
+        "decoys": list(dataset.decoys),
+    }
