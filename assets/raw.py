@@ -6,7 +6,6 @@ is marked `complete` in `raw.ingest_log` only after its last batch landed, so st
 trusts a list that a crash cut short.
 """
 
-from __future__ import annotations
 
 import asyncio
 import json
@@ -21,7 +20,7 @@ import duckdb
 import polars as pl
 
 from pipelines.local_orders import LocalOrdersError, read_local_orders
-from pipelines.models import load_seeds
+from pipelines.models import build as build_models
 from pipelines.providers import (
     AuthError,
     ESIMTradeListedOrder,
@@ -151,9 +150,11 @@ def _log_ingest(
 
 def _plan(con: duckdb.DuckDBPyConnection, name: str, *, full: bool) -> pl.DataFrame:
     """Run a planning query from sql/planning: SQL decides what to fetch."""
-    load_seeds(con)
+    build_models(con, ["canonical_status_map", "canonical_states"])
     sql = (PLANNING_DIR / f"{name}.sql").read_text(encoding="utf-8")
-    return con.execute(sql, {"full": full}).pl()
+    result = pl.from_arrow(con.execute(sql, {"full": full}).to_arrow_table())
+    assert isinstance(result, pl.DataFrame)
+    return result
 
 
 def _markdown_preview(frame: pl.DataFrame, limit: int = 10) -> str:
@@ -174,7 +175,7 @@ def _skipped(
     with warehouse.connect() as con:
         _log_ingest(
             con,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             asset=context.asset_key.to_user_string(),
             provider=provider,
             started_at=started_at,
@@ -215,7 +216,7 @@ def _fail(
     with warehouse.connect() as con:
         _log_ingest(
             con,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             asset=asset,
             provider=provider,
             started_at=started_at,
@@ -257,7 +258,7 @@ def local_orders(
         load = read_local_orders(local_orders_file.path)
     except (LocalOrdersError, OSError) as exc:
         raise dg.Failure(description=f"local orders not loaded: {exc}") from None
-    common = {"run_id": context.run_id, "loaded_at": started_at, "source_file": load.source_file}
+    common = {"run_id": context.run.run_id, "loaded_at": started_at, "source_file": load.source_file}
     accepted = load.accepted.with_columns(
         *(pl.lit(value).alias(name) for name, value in common.items())
     )
@@ -268,7 +269,7 @@ def local_orders(
         append_frames(con, {"raw.local_orders": accepted, "raw.local_orders_rejected": rejected})
         _log_ingest(
             con,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             asset="local_orders",
             provider=None,
             started_at=started_at,
@@ -349,7 +350,7 @@ def esimtrade_orders(
 
             async def rows() -> AsyncIterator[list[dict[str, Any]]]:
                 async for page in pages:
-                    yield _esimtrade_order_rows(context.run_id, page)
+                    yield _esimtrade_order_rows(context.run.run_id, page)
 
             count = await _write_batches(rows(), write)
             return count, getattr(pages, "stats", None) or client.stats
@@ -361,7 +362,7 @@ def esimtrade_orders(
     with warehouse.connect() as con:
         _log_ingest(
             con,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             asset="esimtrade_orders",
             provider="esimtrade",
             started_at=started_at,
@@ -455,7 +456,7 @@ def esimtrade_order_syncs(
             async def rows() -> AsyncIterator[list[dict[str, Any]]]:
                 async for result in client.sync_many(order_nos):
                     outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
-                    yield _sync_rows(context.run_id, result)
+                    yield _sync_rows(context.run.run_id, result)
 
             return await _write_batches(rows(), write), client.stats
 
@@ -468,7 +469,7 @@ def esimtrade_order_syncs(
     with warehouse.connect() as con:
         _log_ingest(
             con,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             asset="esimtrade_order_syncs",
             provider="esimtrade",
             started_at=started_at,
@@ -554,7 +555,7 @@ def pressone_orders(
                 nonlocal orders_seen
                 async for page in pages:
                     orders_seen += len(page.items)
-                    yield _pressone_order_rows(context.run_id, page)
+                    yield _pressone_order_rows(context.run.run_id, page)
 
             count = await _write_batches(rows(), write)
             return count, getattr(pages, "stats", None) or client.stats
@@ -566,7 +567,7 @@ def pressone_orders(
     with warehouse.connect() as con:
         _log_ingest(
             con,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             asset="pressone_orders",
             provider="pressone",
             started_at=started_at,
@@ -644,7 +645,7 @@ def pressone_usage(
             async def rows() -> AsyncIterator[list[dict[str, Any]]]:
                 async for result in client.usage_many(list(order_code_of)):
                     outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
-                    yield [_usage_row(context.run_id, order_code_of.get(result.iccid), result)]
+                    yield [_usage_row(context.run.run_id, order_code_of.get(result.iccid), result)]
 
             return await _write_batches(rows(), write), client.stats
 
@@ -656,7 +657,7 @@ def pressone_usage(
     with warehouse.connect() as con:
         _log_ingest(
             con,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             asset="pressone_usage",
             provider="pressone",
             started_at=started_at,

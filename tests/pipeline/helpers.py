@@ -1,0 +1,80 @@
+"""Wiring the real assets to a running simulator for pipeline tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipelines.resources import (
+    ESIMTradeResource,
+    LocalOrdersResource,
+    PressOneResource,
+    RunOptionsResource,
+    WarehouseResource,
+)
+from pipelines.simulator import RunningSimulator
+
+FAST_RETRY: dict[str, Any] = {
+    "retry_attempts": 6,
+    "retry_seconds": 30.0,
+    "retry_initial_wait": 0.01,
+    "retry_max_wait": 0.05,
+    "timeout_seconds": 2.0,
+}
+
+
+def simulator_resources(
+    simulator: RunningSimulator,
+    db_path: Path,
+    local_orders: Path,
+    *,
+    full_sync: bool = True,
+    **tuning: Any,
+) -> dict[str, Any]:
+    env = simulator.env()
+    options = FAST_RETRY | tuning
+    return {
+        "warehouse": WarehouseResource(database=str(db_path), lock_timeout_seconds=30),
+        "esimtrade": ESIMTradeResource(
+            base_url=env["ESIMTRADE_BASE_URL"],
+            access_code=env["ESIMTRADE_ACCESS_CODE"],
+            secret_key=env["ESIMTRADE_SECRET_KEY"],
+            requests_per_minute=600_000,
+            **options,
+        ),
+        "pressone": PressOneResource(
+            base_url=env["PRESSONE_BASE_URL"],
+            client_id=env["PRESSONE_CLIENT_ID"],
+            client_secret=env["PRESSONE_CLIENT_SECRET"],
+            **options,
+        ),
+        "local_orders_file": LocalOrdersResource(path=str(local_orders)),
+        "run_options": RunOptionsResource(full_sync=full_sync),
+    }
+
+
+def query(db_path: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def findings(db_path: Path) -> set[tuple[str, str, str, str]]:
+    return {
+        (provider, order_no, iccid or "", kind)
+        for provider, order_no, iccid, kind in query(
+            db_path,
+            "SELECT provider, order_no, iccid, discrepancy_type FROM reports.discrepancies",
+        )
+    }
+
+
+def truth_findings(truth: dict[str, Any]) -> set[tuple[str, str, str, str]]:
+    return {
+        (item["provider"], item["order_no"], item["iccid"] or "", item["discrepancy_type"])
+        for item in truth["findings"]
+    }
