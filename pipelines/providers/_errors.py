@@ -135,6 +135,18 @@ class ProviderError(Exception):
             f"status_code={self.status_code!r}, message={str(self)!r})"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructors defeat Exception's default pickling (used when errors
+        # cross process boundaries).
+        return (_rebuild_error, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild_error(cls: type[ProviderError], message: str, state: dict[str, Any]) -> ProviderError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class AuthError(ProviderError):
     """Credentials rejected (401/403). The whole provider is misconfigured, so callers that
@@ -192,7 +204,7 @@ class PayloadShapeError(ValueError):
     the request layer turns it into a retryable :class:`BadPayloadError`."""
 
 
-class EnvelopeFailure(Exception):  # noqa: N818 - a signal converted by the request layer
+class EnvelopeFailure(Exception):
     """Raised by body parsers for a PressOne envelope with ``"success": false`` on a 2xx."""
 
     def __init__(self, message: str, code: str | None) -> None:

@@ -18,19 +18,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiolimiter import AsyncLimiter
 
-__all__ = ["BatchStats", "BatchStream", "PauseBeyondDeadline", "RequestGate"]
+__all__ = ["BatchStats", "BatchStream", "PauseBeyondDeadline", "RequestGate", "deadline_in"]
 
 R = TypeVar("R")
 
 
-class PauseBeyondDeadline(Exception):  # noqa: N818 - a signal, converted by the request layer
+def deadline_in(seconds: float) -> float:
+    """A ``deadline`` argument (``time.monotonic()`` based) ``seconds`` from now."""
+    return time.monotonic() + seconds
+
+
+class PauseBeyondDeadline(Exception):
     """The client-wide pause lasts longer than the caller's deadline allows."""
 
     def __init__(self, resume_in: float) -> None:
@@ -58,9 +63,7 @@ class RequestGate:
         self.max_concurrency = max_concurrency
         self.requests_per_minute = requests_per_minute
         self._semaphore = asyncio.Semaphore(max_concurrency)
-        self._limiter = (
-            AsyncLimiter(1, 60.0 / requests_per_minute) if requests_per_minute else None
-        )
+        self._limiter = AsyncLimiter(1, 60.0 / requests_per_minute) if requests_per_minute else None
         self._max_pause = max_pause
         self._not_before = 0.0
 
@@ -122,7 +125,7 @@ class BatchStream(Generic[R]):
     def __init__(
         self,
         keys: Iterable[str],
-        worker: Callable[[str, float | None], Awaitable[R]],
+        worker: Callable[[str, float | None], Coroutine[Any, Any, R]],
         *,
         window: int,
         deadline: float | None = None,
@@ -172,7 +175,9 @@ class BatchStream(Generic[R]):
         exhausted = False
         try:
             while True:
-                while not exhausted and self.stats.stop_reason is None and len(tasks) < self._window:
+                while (
+                    not exhausted and self.stats.stop_reason is None and len(tasks) < self._window
+                ):
                     reason = self._blocked(len(tasks))
                     if reason is not None:
                         # With work in flight, a budget may free up as those calls finish

@@ -1,9 +1,10 @@
 """Typed records parsed from provider payloads.
 
 Every record is a frozen, slotted dataclass that keeps the untouched JSON object in ``raw`` so
-that fields the providers add later are preserved. Parsing is lenient: missing, ``null`` or
-oddly typed values become ``None`` (profiles can still be allocating), and only the key a
-record cannot exist without (an order number, an order id) makes a parser raise
+that fields the providers add later are preserved (``raw`` takes part in equality but not in
+hashing, dicts being unhashable, nor in ``repr``, to keep it short). Parsing is lenient:
+missing, ``null`` or oddly typed values become ``None`` (profiles can still be allocating), and
+only the key a record cannot exist without (an order number, an order id) makes a parser raise
 :class:`~pipelines.providers._errors.PayloadShapeError`.
 """
 
@@ -31,11 +32,6 @@ __all__ = [
 
 T = TypeVar("T")
 Outcome = Literal["ok", "not_found", "failed"]
-
-
-def _raw_field() -> Any:
-    # Compared, but neither hashed (dicts are unhashable) nor shown in repr (kept short).
-    return field(repr=False, hash=False)
 
 
 # --- lenient scalar coercion ---------------------------------------------------------------
@@ -193,7 +189,7 @@ class ESIMTradeListedOrder:
     cost_price: Decimal | None
     sell_price: Decimal | None
     total_sell_price: Decimal | None
-    raw: dict[str, Any] = _raw_field()
+    raw: dict[str, Any] = field(repr=False, hash=False)
 
     @classmethod
     def from_json(cls, obj: Any) -> ESIMTradeListedOrder:
@@ -238,7 +234,7 @@ class ESIMTradeEsim:
     package_name: str | None
     package_slug: str | None
     package_codes: tuple[str, ...]
-    raw: dict[str, Any] = _raw_field()
+    raw: dict[str, Any] = field(repr=False, hash=False)
 
     @classmethod
     def from_json(cls, obj: Any) -> ESIMTradeEsim:
@@ -299,7 +295,7 @@ class PressOneSim:
     created_at: datetime | None
     lpa: str | None
     matching_id: str | None
-    raw: dict[str, Any] = _raw_field()
+    raw: dict[str, Any] = field(repr=False, hash=False)
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> PressOneSim:
@@ -334,7 +330,7 @@ class PressOneOrder:
     status_slug: str | None
     status_name: str | None
     sims: tuple[PressOneSim, ...]
-    raw: dict[str, Any] = _raw_field()
+    raw: dict[str, Any] = field(repr=False, hash=False)
 
     @classmethod
     def from_json(cls, obj: Any) -> PressOneOrder:
@@ -373,9 +369,7 @@ class PressOneOrder:
             price=as_decimal(obj.get("price")),
             status_slug=slug,
             status_name=name,
-            sims=tuple(
-                PressOneSim.from_json(s) for s in sims if isinstance(s, dict)
-            )
+            sims=tuple(PressOneSim.from_json(s) for s in sims if isinstance(s, dict))
             if isinstance(sims, list)
             else (),
             raw=obj,
@@ -396,7 +390,7 @@ class PressOneUsage:
     remaining_text: float | None
     total_voice: float | None
     total_text: float | None
-    raw: dict[str, Any] = _raw_field()
+    raw: dict[str, Any] = field(repr=False, hash=False)
 
     @classmethod
     def from_json(cls, iccid: str, obj: Any) -> PressOneUsage:

@@ -9,7 +9,7 @@ Waiting rules:
 * A usable ``Retry-After`` (seconds as int or float, or an HTTP date in the future) is honoured
   as given.
 * ``Retry-After: 0``, a missing or an unparsable one fall back to exponential backoff with
-  jitter, whose smallest value is still ``initial_backoff * (1 - jitter) > 0``: never a hot loop.
+  jitter, whose smallest value is still ``initial_wait * (1 - jitter) > 0``: never a hot loop.
 * Every call has a total budget (``max_total_seconds``, optionally shortened by a caller's
   deadline). A backoff wait is capped by what is left of it; a ``Retry-After`` that does not
   fit in what is left stops the retries at once, since coming back earlier than the provider
@@ -98,14 +98,14 @@ class RetryPolicy:
 
     ``max_attempts`` counts the first try. ``max_total_seconds`` bounds one call from its first
     attempt to its last, waits included. Backoff for attempt *n* is
-    ``min(max_backoff, initial_backoff * 2**(n-1))`` reduced by a random share of up to
+    ``min(max_wait, initial_wait * 2**(n-1))`` reduced by a random share of up to
     ``jitter`` (``0 <= jitter < 1``).
     """
 
     max_attempts: int = 6
     max_total_seconds: float = 120.0
-    initial_backoff: float = 0.5
-    max_backoff: float = 30.0
+    initial_wait: float = 0.5
+    max_wait: float = 30.0
     jitter: float = 0.5
 
     def __post_init__(self) -> None:
@@ -113,15 +113,16 @@ class RetryPolicy:
             raise ValueError("max_attempts must be at least 1")
         if self.max_total_seconds <= 0:
             raise ValueError("max_total_seconds must be positive")
-        if self.initial_backoff <= 0 or self.max_backoff < self.initial_backoff:
-            raise ValueError("need 0 < initial_backoff <= max_backoff")
+        if self.initial_wait <= 0 or self.max_wait < self.initial_wait:
+            raise ValueError("need 0 < initial_wait <= max_wait")
         if not 0 <= self.jitter < 1:
             raise ValueError("jitter must be in [0, 1)")
 
     def backoff(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
         """Backoff before attempt ``attempt + 1``; always strictly positive."""
-        base = min(self.max_backoff, self.initial_backoff * 2 ** max(attempt - 1, 0))
-        return base * (1 - self.jitter * rng())
+        growth = 2.0 ** max(attempt - 1, 0)
+        base = min(self.max_wait, self.initial_wait * growth)
+        return base * (1.0 - self.jitter * rng())
 
     def retrying(
         self,
@@ -138,7 +139,7 @@ class RetryPolicy:
             exc = _exception(state)
             if exc is None:
                 return
-            logger.warning(
+            logger.info(
                 "%s failed on attempt %d (%s); retrying in %.3fs",
                 describe(),
                 state.attempt_number,

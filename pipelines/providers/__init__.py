@@ -1,0 +1,83 @@
+"""Async HTTP clients of the eSIM providers (eSIMTrade, PressOne).
+
+The clients speak the APIs described in ``provider-apis.md``: they retry transient failures
+(:class:`RetryPolicy`), respect rate limits across concurrent workers, page lists safely while
+they change (:class:`Listing`), and return typed, frozen records that keep the raw payload.
+Failures surface as :class:`ProviderError` subclasses, whose messages never contain secrets.
+
+    async with ESIMTradeClient(url, access_code, secret_key) as client:
+        async for page in client.iter_orders():
+            ...
+        async for result in client.sync_many(order_numbers):
+            ...
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    AuthError,
+    BadPayloadError,
+    ConflictError,
+    NotFoundError,
+    PaymentRequiredError,
+    ProviderError,
+    ProviderUnavailableError,
+    RateLimitedError,
+    ValidationError,
+    redact,
+    register_secret,
+)
+from ._http import ClientStats
+from ._paging import LaravelPaginator, Listing, ListingStats, PageInfo, TotalPageSizePaginator
+from ._ratelimit import BatchStats, BatchStream, RequestGate, deadline_in
+from ._records import (
+    ESIMTradeEsim,
+    ESIMTradeListedOrder,
+    ESIMTradeSyncResult,
+    Outcome,
+    Page,
+    PressOneOrder,
+    PressOneSim,
+    PressOneUsage,
+    PressOneUsageResult,
+)
+from ._retry import RetryPolicy, parse_retry_after
+from .esimtrade import ESIMTradeClient
+from .pressone import PressOneClient
+
+__all__ = [
+    "AuthError",
+    "BadPayloadError",
+    "BatchStats",
+    "BatchStream",
+    "ClientStats",
+    "ConflictError",
+    "ESIMTradeClient",
+    "ESIMTradeEsim",
+    "ESIMTradeListedOrder",
+    "ESIMTradeSyncResult",
+    "LaravelPaginator",
+    "Listing",
+    "ListingStats",
+    "NotFoundError",
+    "Outcome",
+    "Page",
+    "PageInfo",
+    "PaymentRequiredError",
+    "PressOneClient",
+    "PressOneOrder",
+    "PressOneSim",
+    "PressOneUsage",
+    "PressOneUsageResult",
+    "ProviderError",
+    "ProviderUnavailableError",
+    "RateLimitedError",
+    "RequestGate",
+    "RetryPolicy",
+    "TotalPageSizePaginator",
+    "ValidationError",
+    "deadline_in",
+    "parse_retry_after",
+    "redact",
+    "register_secret",
+]

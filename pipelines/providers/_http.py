@@ -1,0 +1,308 @@
+"""The request layer shared by both clients: one pooled ``httpx.AsyncClient``, admission
+through the client's :class:`RequestGate`, tenacity retries, and the mapping of HTTP answers
+to results or :class:`ProviderError` subclasses."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlencode
+
+import httpx
+
+from ._errors import (
+    AuthError,
+    BadPayloadError,
+    ConflictError,
+    EnvelopeFailure,
+    NotFoundError,
+    PayloadShapeError,
+    PaymentRequiredError,
+    ProviderError,
+    ProviderUnavailableError,
+    RateLimitedError,
+    ValidationError,
+    excerpt,
+    redact_json,
+    register_secret,
+)
+from ._payload import error_details
+from ._ratelimit import PauseBeyondDeadline, RequestGate
+from ._records import as_int
+from ._retry import RetryPolicy, parse_rate_limit_reset, parse_retry_after
+
+__all__ = ["ClientStats", "HttpEngine", "PauseScope", "describe_endpoint"]
+
+R = TypeVar("R")
+
+# "client": a 429 or an exhausted quota pauses every request of the client (the quota is per
+# key). "request": only this call backs off (PressOne usage and token quotas are per ICCID and
+# per token endpoint; pausing the whole client for them would stall unrelated work).
+PauseScope = Literal["client", "request"]
+
+_RETRYABLE_5XX = frozenset({500, 502, 503, 504})
+_ERROR_BODY_PEEK = 4096
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """Counters of one client: HTTP requests sent (retries included), retries, 429 answers
+    and, for PressOne, token requests."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    token_requests: int = 0
+
+
+def describe_endpoint(path: str, params: Mapping[str, str] | None = None) -> str:
+    """API path plus query, readable. The clients never put secrets in queries."""
+    if not params:
+        return path
+    return f"{path}?{urlencode(dict(params), safe=',[]:-')}"
+
+
+class HttpEngine:
+    """Sends requests for one provider client and maps answers (see module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        timeout: float,
+        retry: RetryPolicy,
+        gate: RequestGate,
+        transport: httpx.AsyncBaseTransport | None,
+        secrets: tuple[str, ...],
+    ) -> None:
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry
+        self.gate = gate
+        self.stats = ClientStats()
+        self._secrets: list[str] = []
+        for secret in secrets:
+            self.add_secret(secret)
+        pool = gate.max_concurrency + 2
+        self._client = httpx.AsyncClient(
+            timeout=timeout,
+            transport=transport,
+            # A redirect could carry the credential headers to another host.
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+        )
+
+    def add_secret(self, secret: str | None) -> None:
+        if secret:
+            register_secret(secret)
+            self._secrets.append(secret)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(self._secrets)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        parse: Callable[[Any], R],
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        pause_scope: PauseScope = "client",
+        deadline: float | None = None,
+    ) -> R:
+        """Send with retries; return ``parse(decoded JSON body)`` of the 2xx answer.
+
+        ``parse`` raises :class:`PayloadShapeError` for a wrong shape (retried) or
+        :class:`EnvelopeFailure` for a ``"success": false`` envelope (a ValidationError).
+        ``deadline`` (``time.monotonic()`` seconds) shortens the retry budget.
+        """
+        endpoint = describe_endpoint(path, params)
+        label = f"{self.provider} {method} {endpoint}"
+        call_deadline = time.monotonic() + self.retry.max_total_seconds
+        if deadline is not None:
+            call_deadline = min(call_deadline, deadline)
+
+        def on_retry(_exc: ProviderError, _wait: float) -> None:
+            self.stats.retries += 1
+
+        retrying = self.retry.retrying(
+            deadline=call_deadline, describe=lambda: label, on_retry=on_retry
+        )
+        attempts = 0
+        result: R | None = None
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    result = await self._attempt(
+                        method,
+                        path,
+                        endpoint=endpoint,
+                        label=label,
+                        parse=parse,
+                        params=params,
+                        headers=headers,
+                        content=content,
+                        pause_scope=pause_scope,
+                        deadline=call_deadline,
+                    )
+        except ProviderError as exc:
+            exc.attempts = max(attempts, 1)
+            raise
+        return result  # type: ignore[return-value]
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        *,
+        endpoint: str,
+        label: str,
+        parse: Callable[[Any], R],
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        content: bytes | None,
+        pause_scope: PauseScope,
+        deadline: float,
+    ) -> R:
+        common: dict[str, Any] = {"provider": self.provider, "endpoint": endpoint}
+        try:
+            async with self.gate.slot(deadline=deadline):
+                self.stats.requests += 1
+                response = await self._client.request(
+                    method, self.base_url + path, params=params, headers=headers, content=content
+                )
+        except PauseBeyondDeadline as exc:
+            raise RateLimitedError(
+                f"{label}: the client is paused by the provider's rate limit for another "
+                f"{exc.resume_in:.1f}s, beyond this call's time budget",
+                retry_after=exc.resume_in,
+                **common,
+            ) from None
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailableError(
+                f"{label}: timed out ({type(exc).__name__})", retryable=True, **common
+            ) from exc
+        except httpx.UnsupportedProtocol as exc:
+            raise ProviderError(f"{label}: unsupported URL scheme", **common) from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailableError(
+                f"{label}: connection failed ({type(exc).__name__})", retryable=True, **common
+            ) from exc
+        except httpx.DecodingError as exc:
+            raise BadPayloadError(
+                f"{label}: undecodable response body", retryable=True, **common
+            ) from exc
+        return self._interpret(response, parse, label=label, pause_scope=pause_scope, **common)
+
+    def _observe_rate_headers(
+        self, response: httpx.Response, pause_scope: PauseScope
+    ) -> float | None:
+        """Pause the client as the headers ask; return the wait hint for this response."""
+        headers = response.headers
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        reset = parse_rate_limit_reset(headers.get("x-ratelimit-reset"))
+        exhausted = as_int(headers.get("x-ratelimit-remaining")) == 0
+        status = response.status_code
+        if status == 429:
+            hint = retry_after if retry_after is not None else reset
+            if pause_scope == "client":
+                # Without a usable hint, still hold the others back for one short backoff.
+                self.gate.pause_for(hint if hint else self.retry.initial_wait)
+            return hint
+        if pause_scope == "client":
+            if status == 503 and retry_after:
+                self.gate.pause_for(retry_after)
+            elif exhausted:
+                self.gate.pause_for(reset if reset is not None else (retry_after or 0.0))
+        return retry_after
+
+    def _interpret(
+        self,
+        response: httpx.Response,
+        parse: Callable[[Any], R],
+        *,
+        label: str,
+        pause_scope: PauseScope,
+        provider: str,
+        endpoint: str,
+    ) -> R:
+        status = response.status_code
+        hint = self._observe_rate_headers(response, pause_scope)
+        common: dict[str, Any] = {
+            "provider": provider,
+            "endpoint": endpoint,
+            "status_code": status,
+        }
+        if 200 <= status < 300:
+            try:
+                body = json.loads(response.content)
+            except (ValueError, UnicodeDecodeError):
+                raise BadPayloadError(
+                    f"{label}: HTTP {status} with a body that is not valid JSON "
+                    f"({len(response.content)} bytes)",
+                    retryable=True,
+                    **common,
+                ) from None
+            try:
+                return parse(body)
+            except EnvelopeFailure as exc:
+                raise ValidationError(
+                    f"{label}: HTTP {status} but rejected: {excerpt(str(exc), self._secrets)}",
+                    code=exc.code,
+                    **common,
+                ) from None
+            except PayloadShapeError as exc:
+                raise BadPayloadError(
+                    f"{label}: unexpected body shape ({excerpt(str(exc), self._secrets)})",
+                    retryable=True,
+                    **common,
+                ) from None
+
+        body = _try_json(response)
+        message, code = error_details(body)
+        if message is None and body is None:
+            message = response.content[:_ERROR_BODY_PEEK].decode("utf-8", "replace")
+        detail = excerpt(message, self._secrets) if message else ""
+        text = f"{label}: HTTP {status}"
+        if code:
+            text += f" code {excerpt(code, self._secrets, 20)}"
+        if detail:
+            text += f": {detail}"
+
+        if status == 429:
+            self.stats.rate_limited += 1
+            raise RateLimitedError(text, retry_after=hint, retryable=True, **common)
+        if status in _RETRYABLE_5XX:
+            raise ProviderUnavailableError(text, retry_after=hint, retryable=True, **common)
+        if status in (401, 403):
+            raise AuthError(text, **common)
+        if status == 404:
+            safe_body = redact_json(body, self._secrets) if isinstance(body, dict) else None
+            raise NotFoundError(text, body=safe_body, **common)
+        if status in (400, 422):
+            raise ValidationError(text, code=code, **common)
+        if status == 402:
+            raise PaymentRequiredError(text, **common)
+        if status == 409:
+            raise ConflictError(text, **common)
+        if status >= 500:
+            raise ProviderUnavailableError(text, **common)
+        raise ProviderError(text, **common)
+
+
+def _try_json(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None

@@ -1,0 +1,445 @@
+"""Async client of the PressOne eSIM API, a white label of Airalo Partner API v2
+(provider-apis.md §2)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from ._errors import (
+    AuthError,
+    NotFoundError,
+    PayloadShapeError,
+    ProviderError,
+    ValidationError,
+    excerpt,
+)
+from ._http import ClientStats, HttpEngine, PauseScope, describe_endpoint
+from ._paging import (
+    DEFAULT_MAX_PAGES,
+    DEFAULT_MAX_PASSES,
+    FetchedPage,
+    LaravelPaginator,
+    Listing,
+)
+from ._payload import unwrap_resource
+from ._ratelimit import BatchStream, RequestGate
+from ._records import (
+    PressOneOrder,
+    PressOneUsage,
+    PressOneUsageResult,
+    as_float,
+    utc_now,
+)
+from ._retry import RetryPolicy
+
+__all__ = ["PressOneClient"]
+
+R = TypeVar("R")
+
+PROVIDER = "pressone"
+API = "/customer/v2"
+TOKEN_PATH = f"{API}/token"
+ORDERS_PATH = f"{API}/orders"
+
+# Used when the token response has no usable expires_in: the shorter of the documented lifetimes.
+DEFAULT_TOKEN_LIFETIME = 24 * 3600.0
+# Token requests one call may make after 401s, and 401s one call may meet
+# (see PressOneClient._authorized).
+MAX_TOKEN_RENEWALS = 3
+MAX_401_RETRIES = 10
+# Token renewals forced by 401s, client-wide, with no authorized success in between: beyond
+# this the provider is taken to reject every token it issues (see _TokenCache).
+MAX_FORCED_RENEWALS = 5
+# Earliest date used when only the end of a created_at range is given.
+OPEN_RANGE_START = date(2000, 1, 1)
+
+
+def _multipart_form(fields: dict[str, str]) -> tuple[bytes, str]:
+    """Encode text fields as multipart/form-data (RFC 7578); httpx only produces multipart
+    when files are attached."""
+    boundary = secrets.token_hex(16)
+    parts: list[bytes] = []
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value.encode()
+            + b"\r\n"
+        )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def _parse_token(body: Any) -> tuple[str, float | None]:
+    inner = unwrap_resource(body)
+    if (
+        isinstance(inner, dict)
+        and "access_token" not in inner
+        and isinstance(inner.get("data"), dict)
+    ):
+        inner = inner["data"]
+    if not isinstance(inner, dict):
+        raise PayloadShapeError("token body without a data object")
+    token = inner.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise PayloadShapeError("token body without an access_token")
+    lifetime = as_float(inner.get("expires_in"))
+    return token, lifetime if lifetime is not None and lifetime > 0 else None
+
+
+def _parse_order(body: Any) -> PressOneOrder:
+    return PressOneOrder.from_json(unwrap_resource(body))
+
+
+def _usage_data(body: Any) -> dict[str, Any] | None:
+    """The usage object, or ``None`` for an empty ``data`` (how PressOne says "unknown")."""
+    data = unwrap_resource(body)
+    if isinstance(data, list):
+        objects = [item for item in data if isinstance(item, dict)]
+        if not data:
+            return None
+        if len(objects) != 1 or len(data) != 1:
+            raise PayloadShapeError("usage data is a list of more than one object")
+        return objects[0]
+    if not isinstance(data, dict):
+        raise PayloadShapeError("usage body without a data object")
+    return data
+
+
+class _TokenCache:
+    """One bearer token shared by all callers of a client.
+
+    A lock makes concurrent callers share a single token request. The token is renewed
+    ``margin`` seconds before ``expires_in`` elapses (10 % of the lifetime, at most 5 min),
+    and after a 401 only if nobody renewed it since the rejected token was read.
+
+    Renewals forced by 401s are counted until an authorized request succeeds; past
+    ``max_forced`` in a row, :meth:`refresh` declines (returns ``None``): the provider issues
+    tokens it then rejects, and asking for more would only exhaust the token endpoint's quota.
+    """
+
+    def __init__(
+        self, fetch: Callable[[], Awaitable[tuple[str, float | None]]], *, max_forced: int
+    ) -> None:
+        self._fetch = fetch
+        self._lock = asyncio.Lock()
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self._max_forced = max_forced
+        self._forced_in_a_row = 0
+
+    def _current(self) -> str | None:
+        """The cached token while it is not due for renewal."""
+        return self._token if time.monotonic() < self._renew_at else None
+
+    async def get(self) -> str:
+        token = self._current()
+        if token is not None:
+            return token
+        async with self._lock:
+            return self._current() or await self._renew()
+
+    async def refresh(self, rejected: str) -> tuple[str, bool] | None:
+        """``(token, renewed)``: a token to try instead of ``rejected``, and whether this call
+        had to ask for it; ``None`` when renewals keep being rejected."""
+        async with self._lock:
+            current = self._current()
+            if current is not None and current != rejected:
+                return current, False
+            if self._forced_in_a_row >= self._max_forced:
+                return None
+            self._forced_in_a_row += 1
+            return await self._renew(), True
+
+    async def current_if_replaced(self, rejected: str) -> str | None:
+        """The current token if another caller already renewed ``rejected``, else ``None``."""
+        async with self._lock:
+            current = self._current()
+            return current if current != rejected else None
+
+    def accepted(self) -> None:
+        """An authorized request succeeded: the current token works."""
+        self._forced_in_a_row = 0
+
+    async def _renew(self) -> str:
+        token, lifetime = await self._fetch()
+        lifetime = lifetime or DEFAULT_TOKEN_LIFETIME
+        self._token = token
+        self._renew_at = time.monotonic() + lifetime - min(lifetime * 0.1, 300.0)
+        return token
+
+
+class PressOneClient:
+    """PressOne API client; use as ``async with PressOneClient(...) as client``.
+
+    Requests go to ``{base_url}/customer/v2/...`` with ``Accept: application/json`` and a
+    cached bearer token (see :class:`_TokenCache`). At most ``max_concurrency`` requests are in
+    flight; ``requests_per_minute=None`` leaves them unpaced (usage quotas are per ICCID, and a
+    usage 429 only delays that ICCID).
+    """
+
+    provider = PROVIDER
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int = 8,
+        requests_per_minute: float | None = None,
+        page_size: int = 50,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        max_passes: int = DEFAULT_MAX_PASSES,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._paginator = LaravelPaginator(page_size)
+        self._max_pages = max_pages
+        self._max_passes = max_passes
+        self._engine = HttpEngine(
+            provider=PROVIDER,
+            base_url=self.base_url,
+            timeout=timeout,
+            retry=retry or RetryPolicy(),
+            gate=RequestGate(
+                max_concurrency=max_concurrency, requests_per_minute=requests_per_minute
+            ),
+            transport=transport,
+            secrets=(client_secret,),
+        )
+        self._tokens = _TokenCache(self._request_token, max_forced=MAX_FORCED_RENEWALS)
+
+    def __repr__(self) -> str:
+        return f"PressOneClient(base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> PressOneClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._engine.aclose()
+
+    @property
+    def stats(self) -> ClientStats:
+        """Counters: ``requests``, ``retries``, ``rate_limited`` (429s), ``token_requests``."""
+        return self._engine.stats
+
+    # --- token -------------------------------------------------------------------------------
+
+    async def _request_token(self) -> tuple[str, float | None]:
+        content, content_type = _multipart_form(
+            {
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+                "grant_type": "client_credentials",
+            }
+        )
+        self._engine.stats.token_requests += 1
+        try:
+            token, lifetime = await self._engine.request(
+                "POST",
+                TOKEN_PATH,
+                parse=_parse_token,
+                headers={"Accept": "application/json", "Content-Type": content_type},
+                content=content,
+                pause_scope="request",
+            )
+        except ValidationError as exc:
+            # 400/422 from the token endpoint means the credentials were refused.
+            raise AuthError(
+                exc.message,
+                provider=exc.provider,
+                endpoint=exc.endpoint,
+                status_code=exc.status_code,
+            ) from None
+        self._engine.add_secret(token)
+        return token, lifetime
+
+    async def _authorized(
+        self,
+        path: str,
+        *,
+        parse: Callable[[Any], R],
+        params: dict[str, str] | None = None,
+        pause_scope: PauseScope = "client",
+        deadline: float | None = None,
+    ) -> R:
+        """GET with the bearer token; a 401 renews the rejected token once and tries again.
+
+        Each rejected token is renewed once for all concurrent callers, so a call that meets a
+        401 usually just picks up the token another caller already renewed. A token can also
+        expire early twice in a row, so a call may itself ask for up to ``MAX_TOKEN_RENEWALS``
+        tokens (and meet at most ``MAX_401_RETRIES`` 401s). AuthError comes sooner when the
+        provider keeps rejecting fresh tokens (the cache stops after ``MAX_FORCED_RENEWALS``
+        renewals in a row without a success).
+        """
+        token = await self._tokens.get()
+        renewals = rejections = 0
+        while True:
+            try:
+                result = await self._engine.request(
+                    "GET",
+                    path,
+                    parse=parse,
+                    params=params,
+                    headers={"Accept": "application/json", "Authorization": f"Bearer {token}"},
+                    pause_scope=pause_scope,
+                    deadline=deadline,
+                )
+            except AuthError as exc:
+                rejections += 1
+                if exc.status_code != 401 or rejections > MAX_401_RETRIES:
+                    raise
+                if renewals >= MAX_TOKEN_RENEWALS:
+                    replacement = await self._tokens.current_if_replaced(token)
+                    if replacement is None:
+                        raise
+                    token = replacement
+                    continue
+                fresh = await self._tokens.refresh(token)
+                if fresh is None:
+                    raise
+                token, renewed = fresh
+                renewals += renewed
+            else:
+                self._tokens.accepted()
+                return result
+
+    # --- orders ------------------------------------------------------------------------------
+
+    def iter_orders(
+        self,
+        *,
+        created_from: date | None = None,
+        created_to: date | None = None,
+        include: Sequence[str] = ("sims", "status"),
+        order_status: str | None = None,
+        code: str | None = None,
+        iccid: str | None = None,
+        description: str | None = None,
+    ) -> Listing[PressOneOrder]:
+        """Pages of ``GET /customer/v2/orders`` (newest first), drift-safe and de-duplicated
+        by order ``id`` (see ``_paging``); ``.stats`` describes the walk.
+
+        ``created_from``/``created_to`` become ``filter[created_at]=FROM - TO`` (inclusive);
+        an open end is filled with 2000-01-01 or tomorrow (UTC), since the provider's own
+        time zone is unknown. Raises :class:`ProviderError` subclasses when a page cannot be
+        fetched after retries.
+        """
+        filters: dict[str, str] = {}
+        if include:
+            filters["include"] = ",".join(include)
+        if created_from is not None or created_to is not None:
+            start = created_from or OPEN_RANGE_START
+            end = created_to or (datetime.now(UTC).date() + timedelta(days=1))
+            if start > end:
+                raise ValueError("created_from is after created_to")
+            filters["filter[created_at]"] = f"{start.isoformat()} - {end.isoformat()}"
+        for name, value in (
+            ("order_status", order_status),
+            ("code", code),
+            ("iccid", iccid),
+            ("description", description),
+        ):
+            if value is not None:
+                filters[f"filter[{name}]"] = value
+
+        async def fetch(number: int) -> FetchedPage:
+            params = {**filters, **self._paginator.params(number)}
+            info = await self._authorized(ORDERS_PATH, parse=self._paginator.parse, params=params)
+            return FetchedPage(number, info, utc_now(), describe_endpoint(ORDERS_PATH, params))
+
+        return Listing(
+            fetch,
+            parse_item=PressOneOrder.from_json,
+            key=lambda order: order.id,
+            page_size=self._paginator.page_size,
+            window=self._engine.gate.max_concurrency,
+            max_pages=self._max_pages,
+            max_passes=self._max_passes,
+            label=f"{PROVIDER} {ORDERS_PATH}",
+        )
+
+    async def get_order(
+        self, order_id: int, *, include: Sequence[str] = ("sims", "user", "status")
+    ) -> PressOneOrder | None:
+        """``GET /customer/v2/orders/{id}``; ``None`` on 404."""
+        params = {"include": ",".join(include)} if include else None
+        try:
+            return await self._authorized(
+                f"{ORDERS_PATH}/{int(order_id)}", parse=_parse_order, params=params
+            )
+        except NotFoundError:
+            return None
+
+    # --- usage -------------------------------------------------------------------------------
+
+    async def get_usage(self, iccid: str, *, deadline: float | None = None) -> PressOneUsageResult:
+        """``GET /customer/v2/sims/{iccid}/usage``. Never raises for a per-ICCID failure:
+        404 (or an empty ``data``) gives ``"not_found"``, anything still failing after retries
+        ``"failed"``. Raises :class:`AuthError` (credentials rejected)."""
+        path = f"{API}/sims/{quote(iccid, safe='')}/usage"
+        try:
+            data = await self._authorized(
+                path, parse=_usage_data, pause_scope="request", deadline=deadline
+            )
+        except AuthError:
+            raise
+        except ProviderError as exc:
+            return PressOneUsageResult(
+                iccid=iccid,
+                outcome="not_found" if exc.status_code == 404 else "failed",
+                http_status=exc.status_code,
+                usage=None,
+                error=excerpt(str(exc), self._engine.secrets, 300),
+                fetched_at=utc_now(),
+            )
+        if data is None:
+            return PressOneUsageResult(
+                iccid=iccid,
+                outcome="not_found",
+                http_status=200,
+                usage=None,
+                error="usage body holds no data",
+                fetched_at=utc_now(),
+            )
+        return PressOneUsageResult(
+            iccid=iccid,
+            outcome="ok",
+            http_status=200,
+            usage=PressOneUsage.from_json(iccid, data),
+            error=None,
+            fetched_at=utc_now(),
+        )
+
+    def usage_many(
+        self,
+        iccids: Iterable[str],
+        *,
+        budget_requests: int | None = None,
+        deadline: float | None = None,
+    ) -> BatchStream[PressOneUsageResult]:
+        """Usage of many ICCIDs concurrently, yielding results as they complete; same
+        budget/deadline rules as :meth:`ESIMTradeClient.sync_many`."""
+        return BatchStream(
+            iccids,
+            lambda iccid, limit: self.get_usage(iccid, deadline=limit),
+            window=self._engine.gate.max_concurrency,
+            deadline=deadline,
+            budget_requests=budget_requests,
+            requests_used=lambda: self._engine.stats.requests,
+        )
