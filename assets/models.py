@@ -1,0 +1,258 @@
+"""One Dagster asset per seed and per SQL model under `sql/`, generated from the files.
+
+Asset key = file stem; dependencies come from the SQL (see `pipelines.models`); the group is the
+layer folder. Each materialization (re)builds one relation through `pipelines.models.build`.
+Asset checks are generated from the model headers (`unique_key`, `state_columns`) plus two
+contract checks: reconciliation coverage and the discrepancy codes.
+"""
+
+from collections import Counter
+from datetime import UTC, datetime
+
+import dagster as dg
+import duckdb
+
+from pipelines.models import (
+    DISCREPANCY_TYPES,
+    SEVERITIES,
+    Model,
+    Seed,
+    build,
+    project,
+)
+from pipelines.resources import WarehouseResource
+
+_PREVIEW_ROWS = 10
+
+
+def _markdown_table(columns: list[str], rows: list[tuple]) -> str:
+    def cell(value: object) -> str:
+        text = "" if value is None else str(value)
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines.extend("| " + " | ".join(cell(v) for v in row) + " |" for row in rows)
+    return "\n".join(lines)
+
+
+def _discrepancy_metadata(con: duckdb.DuckDBPyConnection, relation: str) -> dict:
+    counts = con.execute(
+        f"select discrepancy_type, severity, count(*) from {relation} group by all"
+    ).fetchall()
+    by_type: Counter[str] = Counter()
+    by_severity: Counter[str] = Counter()
+    for discrepancy_type, severity, count in counts:
+        by_type[discrepancy_type] += int(count)
+        by_severity[severity] += int(count)
+    preview_columns = [
+        "severity",
+        "discrepancy_type",
+        "provider",
+        "order_no",
+        "iccid",
+        "local_value",
+        "provider_value",
+        "detected_at",
+    ]
+    preview = con.execute(
+        f"select {', '.join(preview_columns)} from {relation} "
+        "order by case severity when 'critical' then 0 else 1 end, detected_at, "
+        f"provider, order_no, iccid, discrepancy_type limit {_PREVIEW_ROWS}"
+    ).fetchall()
+    return {
+        "by_type": dg.MetadataValue.json({t: by_type.get(t, 0) for t in DISCREPANCY_TYPES}),
+        "by_severity": dg.MetadataValue.json({s: by_severity.get(s, 0) for s in SEVERITIES}),
+        **{f"type/{t}": dg.MetadataValue.int(by_type.get(t, 0)) for t in DISCREPANCY_TYPES},
+        **{f"severity/{s}": dg.MetadataValue.int(by_severity.get(s, 0)) for s in SEVERITIES},
+        "preview": dg.MetadataValue.md(
+            _markdown_table(preview_columns, preview) if preview else "_no findings_"
+        ),
+    }
+
+
+def _node_asset(node: Seed | Model) -> dg.AssetsDefinition:
+    if isinstance(node, Seed):
+        deps: list[dg.AssetKey] = []
+        group = "seeds"
+        kinds = {"duckdb", "csv"}
+        description = (
+            f"Reference data from sql/seeds/{node.path.name}, loaded into {node.relation}."
+        )
+    else:
+        deps = [dg.AssetKey(name) for name in sorted(node.upstream_assets)]
+        group = node.layer
+        kinds = {"duckdb", "sql"}
+        description = node.description
+
+    @dg.asset(
+        key=dg.AssetKey(node.name),
+        deps=deps,
+        group_name=group,
+        kinds=kinds,
+        description=description,
+        metadata={"relation": node.relation},
+    )
+    def _materialize(warehouse: WarehouseResource) -> dg.MaterializeResult:
+        with warehouse.connect() as con:
+            results = build(con, [node.name], run_at=datetime.now(UTC))
+            result = next(r for r in results if r.name == node.name)
+            metadata: dict = {
+                "dagster/row_count": dg.MetadataValue.int(result.rows),
+                "relation": dg.MetadataValue.text(result.relation),
+                "materialized": dg.MetadataValue.text(result.kind),
+            }
+            if node.name == "discrepancies":
+                metadata.update(_discrepancy_metadata(con, result.relation))
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _materialize
+
+
+def _check(
+    asset: str,
+    name: str,
+    description: str,
+    sql: str,
+    failure: str,
+) -> dg.AssetChecksDefinition:
+    """A check that passes when `sql` returns no rows; failing rows (up to 20) go to metadata."""
+
+    @dg.asset_check(
+        asset=dg.AssetKey(asset),
+        name=name,
+        description=description,
+    )
+    def _run(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with warehouse.connect() as con:
+            cursor = con.execute(f"select * from ({sql}) limit 21")
+            columns = [c[0] for c in cursor.description]
+            rows = cursor.fetchall()
+        passed = not rows
+        metadata = {"failing_examples": dg.MetadataValue.md(_markdown_table(columns, rows[:20]))}
+        return dg.AssetCheckResult(
+            passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=None if passed else failure,
+            metadata={} if passed else metadata,
+        )
+
+    return _run
+
+
+def _model_checks(model: Model) -> list[dg.AssetChecksDefinition]:
+    checks = []
+    if model.unique_key:
+        keys = ", ".join(model.unique_key)
+        checks.append(
+            _check(
+                model.name,
+                "unique_key",
+                f"({keys}) is unique in {model.relation}.",
+                f"select {keys}, count(*) as copies from {model.relation} "
+                "group by all having count(*) > 1",
+                f"duplicate ({keys}) in {model.relation}",
+            )
+        )
+    if model.state_columns:
+        unions = " union all ".join(
+            f"select '{column}' as column_name, {column} as state from {model.relation}"
+            for column in model.state_columns
+        )
+        checks.append(
+            _check(
+                model.name,
+                "accepted_states",
+                f"{', '.join(model.state_columns)} hold only canonical states "
+                "(seeds.canonical_states).",
+                f"select column_name, state, count(*) as rows from ({unions}) as values_seen "
+                "where state is not null "
+                "and state not in (select state from seeds.canonical_states) "
+                "group by all",
+                f"values outside the canonical states in {model.relation}",
+            )
+        )
+    return checks
+
+
+_COVERAGE_SQL = """
+with
+local_rows as (select line_no from staging.stg_local_orders),
+provider_esims as (select provider, order_no, esim_key from reconciliation.int_provider_esims),
+report_local as (
+    select local_line_no, count(*) as copies
+    from reports.reconciliation where local_line_no is not null group by local_line_no
+),
+report_provider as (
+    select provider, order_no, provider_esim_key, count(*) as copies
+    from reports.reconciliation where provider_esim_key is not null group by all
+)
+select 'local row' as side, cast(local_rows.line_no as varchar) as item,
+       coalesce(report_local.copies, 0) as copies
+from local_rows left join report_local on report_local.local_line_no = local_rows.line_no
+where coalesce(report_local.copies, 0) <> 1
+union all
+select 'local row (unknown)', cast(report_local.local_line_no as varchar), report_local.copies
+from report_local left join local_rows on local_rows.line_no = report_local.local_line_no
+where local_rows.line_no is null
+union all
+select 'provider eSIM', provider_esims.provider || ':' || provider_esims.order_no || ':'
+       || provider_esims.esim_key, coalesce(report_provider.copies, 0)
+from provider_esims left join report_provider
+    on report_provider.provider = provider_esims.provider
+    and report_provider.order_no = provider_esims.order_no
+    and report_provider.provider_esim_key = provider_esims.esim_key
+where coalesce(report_provider.copies, 0) <> 1
+union all
+select 'provider eSIM (unknown)', report_provider.provider || ':' || report_provider.order_no
+       || ':' || report_provider.provider_esim_key, report_provider.copies
+from report_provider left join provider_esims
+    on provider_esims.provider = report_provider.provider
+    and provider_esims.order_no = report_provider.order_no
+    and provider_esims.esim_key = report_provider.provider_esim_key
+where provider_esims.esim_key is null
+"""
+
+_CODES = ", ".join(f"'{code}'" for code in DISCREPANCY_TYPES)
+
+
+def _contract_checks() -> list[dg.AssetChecksDefinition]:
+    checks = [
+        _check(
+            "reconciliation",
+            "coverage",
+            "Every latest local row and every provider eSIM appears exactly once in "
+            "reports.reconciliation.",
+            _COVERAGE_SQL,
+            "rows missing from, repeated in or unknown to reports.reconciliation",
+        )
+    ]
+    for asset in ("discrepancies", "discrepancy_history"):
+        checks.append(
+            _check(
+                asset,
+                "discrepancy_codes",
+                "discrepancy_type holds only the contract's twelve codes; severity is "
+                "critical or warning.",
+                f"select discrepancy_type, severity, count(*) as rows from reports.{asset} "
+                f"where discrepancy_type not in ({_CODES}) "
+                "or severity not in ('critical', 'warning') group by all",
+                f"unknown discrepancy codes or severities in reports.{asset}",
+            )
+        )
+    return checks
+
+
+def _build_definitions() -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
+    proj = project()
+    assets = [_node_asset(proj.node(name)) for name in proj.order]
+    checks: list[dg.AssetChecksDefinition] = []
+    for name in proj.order:
+        if name in proj.models:
+            checks.extend(_model_checks(proj.models[name]))
+    checks.extend(_contract_checks())
+    return assets, checks
+
+
+model_assets, model_checks = _build_definitions()
+
+__all__ = ["model_assets", "model_checks"]

@@ -1,0 +1,35 @@
+"""The report exports: CSV and Parquet files of the report relations, written atomically."""
+
+import dagster as dg
+
+from pipelines.exports import EXPORTS, export_dir, write_exports
+from pipelines.resources import WarehouseResource
+
+
+@dg.asset(
+    key=dg.AssetKey("report_exports"),
+    deps=[dg.AssetKey(name) for name in EXPORTS],
+    group_name="reports",
+    kinds={"duckdb", "csv", "parquet"},
+    description=(
+        "CSV and Parquet files of the reports (reconciliation, discrepancies, usage, "
+        "usage_daily, status_transitions) in ESIM_RECON_EXPORT_DIR (default exports/)."
+    ),
+)
+def report_exports(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    folder = export_dir()
+    with warehouse.connect() as con:
+        written = write_exports(con, folder)
+        counts = {
+            name: int(con.execute(f"select count(*) from {spec.relation}").fetchone()[0])
+            for name, spec in EXPORTS.items()
+        }
+    metadata: dict = {"export_dir": dg.MetadataValue.path(str(folder.resolve()))}
+    metadata.update({f"rows/{name}": dg.MetadataValue.int(n) for name, n in counts.items()})
+    metadata.update({f"file/{name}": dg.MetadataValue.path(str(p)) for name, p in written.items()})
+    return dg.MaterializeResult(metadata=metadata)
+
+
+report_assets = [report_exports]
+
+__all__ = ["report_assets"]

@@ -1,0 +1,214 @@
+"""CSV and Parquet exports of the report relations, and read-only queries on the DuckDB file.
+
+Format of the CSV files (decided once, relied on by scripts):
+
+- UTF-8, a header row, comma-separated, `\\n` line ends, fields quoted only when needed; an
+  unquoted empty field is a missing value, `""` an empty text.
+- Rows in a stable order, by the keys in `EXPORTS` (documented per file), so two exports of the
+  same data are byte-identical.
+- Timestamps ISO-8601 in UTC with a `Z`: `2026-01-31T12:00:00Z`, with `.ffffff` microseconds only
+  when the value has a fraction of a second. Dates `YYYY-MM-DD`.
+- Decimal amounts as text exactly as stored, four decimal places (`12.5000`): never through a
+  float. Percentages two places (`45.20`). Byte counts and other integers as plain integers
+  (negative numbers stay numbers). Booleans `true` / `false`.
+- Text cells that a spreadsheet would read as a formula (starting with `=`, `+`, `-`, `@`, tab or
+  carriage return) get a leading single quote. Only text columns are touched, and a text cell
+  that is just a negative decimal number (`-3.2500`, an amount in `local_value`) stays as it is:
+  it cannot run anything.
+
+The Parquet copies hold the same rows in the same order with the database's own types (UTC
+timestamps, exact decimals) and no quoting: they are for programs, not spreadsheets.
+
+Every file is written to a temporary file in the target folder, flushed to disk, then moved over
+the old one with `os.replace`, so a reader sees the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from pipelines.warehouse import Warehouse
+
+DEFAULT_EXPORT_DIR = "exports"
+_BATCH_ROWS = 100_000
+_FILE_MODE = 0o644
+_FORMULA_START = "^[=+\\-@\\t\\r]"
+_PLAIN_NUMBER = "-[0-9]+([.][0-9]+)?"
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    relation: str
+    order_by: tuple[str, ...]
+
+
+# File stem -> relation and sort keys (each a total order on the relation's unique key).
+EXPORTS: dict[str, ExportSpec] = {
+    "reconciliation": ExportSpec(
+        "reports.reconciliation",
+        ("provider", "order_no", "local_line_no", "provider_esim_key", "row_id"),
+    ),
+    "discrepancies": ExportSpec(
+        "reports.discrepancies", ("provider", "order_no", "iccid", "discrepancy_type")
+    ),
+    "usage": ExportSpec("reports.usage", ("provider", "order_no", "esim_key")),
+    "usage_daily": ExportSpec("reports.usage_daily", ("provider", "usage_date", "package_code")),
+    "status_transitions": ExportSpec(
+        "reports.status_transitions", ("provider", "order_no", "esim_key", "first_seen_at")
+    ),
+}
+
+
+def export_dir() -> Path:
+    """The export folder: ESIM_RECON_EXPORT_DIR, default `exports/`."""
+    return Path(os.environ.get("ESIM_RECON_EXPORT_DIR") or DEFAULT_EXPORT_DIR)
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+_INTEGER_TYPES = frozenset(
+    {
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+    }
+)
+
+
+def _csv_expression(column: str, type_name: str) -> str:
+    """SQL turning one column of `src` into its CSV cell text (integers stay integers)."""
+    name = _quote(column)
+    col = f"src.{name}"
+    upper = type_name.upper()
+    if upper.startswith("TIMESTAMP"):
+        utc = f"timezone('UTC', {col})" if "TIME ZONE" in upper or upper.endswith("TZ") else col
+        return (
+            f"case when {col} is null then null "
+            f"when microsecond({utc}) % 1000000 = 0 then strftime({utc}, '%Y-%m-%dT%H:%M:%SZ') "
+            f"else strftime({utc}, '%Y-%m-%dT%H:%M:%S.%fZ') end as {name}"
+        )
+    if upper == "DATE":
+        return f"strftime({col}, '%Y-%m-%d') as {name}"
+    if upper.startswith("DECIMAL") or upper == "BOOLEAN":
+        return f"cast({col} as varchar) as {name}"
+    if upper in _INTEGER_TYPES:
+        return f"{col} as {name}"
+    text = col if upper == "VARCHAR" else f"cast({col} as varchar)"
+    return (
+        f"case when regexp_matches({text}, '{_FORMULA_START}') "
+        f"and not regexp_full_match({text}, '{_PLAIN_NUMBER}') then '''' || {text} "
+        f"else {text} end as {name}"
+    )
+
+
+def _ordered_select(con: duckdb.DuckDBPyConnection, spec: ExportSpec, csv: bool) -> str:
+    """The export query, rows sorted on the typed values whatever their text form."""
+    columns = [(row[0], row[1]) for row in con.execute(f"describe {spec.relation}").fetchall()]
+    names = {name for name, _ in columns}
+    missing = [key for key in spec.order_by if key not in names]
+    if missing:
+        raise ValueError(f"{spec.relation} has no sort column(s) {missing}")
+    if csv:
+        select = ", ".join(_csv_expression(name, type_name) for name, type_name in columns)
+    else:
+        select = ", ".join(f"src.{_quote(name)}" for name, _ in columns)
+    order = ", ".join(f"src.{_quote(key)} asc nulls last" for key in spec.order_by)
+    return f"select {select} from {spec.relation} as src order by {order}"
+
+
+def _reader(con: duckdb.DuckDBPyConnection, sql: str) -> pa.RecordBatchReader:
+    return con.sql(sql).to_arrow_reader(_BATCH_ROWS)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem lets a folder be opened
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Call `write(handle)` on a temp file next to `path`, fsync it, then move it onto `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temp.chmod(_FILE_MODE)
+        temp.replace(path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _write_csv(con: duckdb.DuckDBPyConnection, sql: str, handle: BinaryIO) -> None:
+    reader = _reader(con, sql)
+    # Column names are plain identifiers: the header row needs no quoting.
+    handle.write((",".join(reader.schema.names) + "\n").encode("utf-8"))
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+    with pa_csv.CSVWriter(handle, reader.schema, write_options=options) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+
+
+def _write_parquet(con: duckdb.DuckDBPyConnection, sql: str, handle: BinaryIO) -> None:
+    reader = _reader(con, sql)
+    with pq.ParquetWriter(handle, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+
+
+def write_exports(con: duckdb.DuckDBPyConnection, out_dir: str | Path) -> dict[str, Path]:
+    """Write `<name>.csv` and `<name>.parquet` for every report in `EXPORTS`.
+
+    Returns file name -> path. The report relations must exist (build the models first).
+    """
+    folder = Path(out_dir)
+    written: dict[str, Path] = {}
+    for name, spec in EXPORTS.items():
+        csv_sql = _ordered_select(con, spec, csv=True)
+        parquet_sql = _ordered_select(con, spec, csv=False)
+        written[f"{name}.csv"] = atomic_write(
+            folder / f"{name}.csv", lambda handle, sql=csv_sql: _write_csv(con, sql, handle)
+        )
+        written[f"{name}.parquet"] = atomic_write(
+            folder / f"{name}.parquet",
+            lambda handle, sql=parquet_sql: _write_parquet(con, sql, handle),
+        )
+    return written
+
+
+def read_only_query(db_path: str | Path, sql: str) -> pl.DataFrame:
+    """Run `sql` on the DuckDB file opened read-only; a write fails with DuckDB's own error."""
+    with Warehouse(db_path).connect(read_only=True) as con:
+        relation = con.sql(sql)
+        if relation is None:
+            return pl.DataFrame()
+        return relation.pl()

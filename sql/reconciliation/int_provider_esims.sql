@@ -1,0 +1,33 @@
+-- description: Provider eSIMs of both providers in one shape, one row per eSIM the provider knows (or per order when only order-level facts are known).
+-- materialized: view
+-- unique_key: provider, order_no, esim_key
+-- state_columns: canonical_state
+with
+
+esimtrade_esims as (
+    select * from staging.stg_esimtrade_esims
+),
+
+pressone_esims as (
+    select * from staging.stg_pressone_esims
+),
+
+unioned as (
+    select
+        provider, order_no, esim_key, iccid, status_raw, status_source, canonical_state,
+        package_code, amount, currency, total_bytes, used_bytes, is_unlimited, last_synced_at,
+        usage_observed, is_order_level
+    from esimtrade_esims
+    union all
+    select
+        provider, order_no, esim_key, iccid, status_raw, status_source, canonical_state,
+        package_code, amount, currency, total_bytes, used_bytes, is_unlimited, last_synced_at,
+        usage_observed, is_order_level
+    from pressone_esims
+),
+
+final as (
+    select * from unioned
+)
+
+select * from final

@@ -1,0 +1,41 @@
+-- description: Per provider, whether it counts as ingested (one of its order lists completed a load) and whether a complete local orders load exists; what cannot be judged is reported not_checked.
+-- materialized: view
+-- unique_key: provider
+-- A view over the ingest log (see stg_ingest_loads): always current, whatever part of the
+-- graph a run selects.
+with
+
+providers as (
+    select * from seeds.provider_sources
+),
+
+ingest_loads as (
+    select * from staging.stg_ingest_loads
+),
+
+complete_list_loads as (
+    select asset, count(*) as complete_loads, max(finished_at) as last_complete_at
+    from ingest_loads
+    where is_complete
+    group by asset
+),
+
+local_load as (
+    select count(*) > 0 as local_loaded
+    from ingest_loads
+    where asset = 'local_orders' and is_complete
+),
+
+final as (
+    select
+        providers.provider,
+        providers.list_asset,
+        coalesce(complete_list_loads.complete_loads, 0) > 0 as is_ingested,
+        complete_list_loads.last_complete_at as last_list_load_at,
+        local_load.local_loaded
+    from providers
+    left join complete_list_loads on complete_list_loads.asset = providers.list_asset
+    cross join local_load
+)
+
+select * from final

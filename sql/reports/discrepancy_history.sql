@@ -1,0 +1,37 @@
+-- description: Every finding ever seen, one row per episode: when it was first detected, last seen and resolved (empty while still open). A finding that disappears is closed here; if it comes back it opens a new episode.
+-- materialized: history
+-- history_key: provider, order_no, iccid, discrepancy_type
+-- unique_key: provider, order_no, iccid, discrepancy_type, first_detected_at
+-- column provider: esimtrade or pressone.
+-- column order_no: Order number the finding concerns.
+-- column iccid: The local row's ICCID where there is a local row, else the provider's; empty when unknown.
+-- column discrepancy_type: One of the twelve discrepancy codes.
+-- column severity: critical or warning, as last seen.
+-- column local_value: The local side's value as text, as last seen (for history types: the previous state or used bytes).
+-- column provider_value: The provider side's value as text, as last seen (for history types: the current state or used bytes).
+-- column local_line_no: Local file line of the row the finding was seen on, if any.
+-- column provider_esim_key: Provider eSIM key of the row the finding was seen on, if any.
+-- column first_detected_at: Run time (UTC) at which this episode of the finding was first detected.
+-- column last_seen_at: Run time (UTC) of the latest run that still found it.
+-- column resolved_at: Run time (UTC) of the first run that no longer found it; empty while open.
+with
+
+findings as (
+    select * from reconciliation.int_findings
+),
+
+final as (
+    select
+        provider,
+        order_no,
+        iccid,
+        discrepancy_type,
+        severity,
+        local_value,
+        provider_value,
+        local_line_no,
+        provider_esim_key
+    from findings
+)
+
+select * from final

@@ -1,0 +1,48 @@
+-- description: Bytes used per provider, package and UTC day: for each usage snapshot, the growth over the highest used bytes seen before for that eSIM (first snapshot counts from zero, never negative).
+-- materialized: table
+-- unique_key: provider, package_code, usage_date
+-- column provider: esimtrade or pressone.
+-- column package_code: Package code of the eSIM (empty when unknown).
+-- column usage_date: UTC calendar day of the snapshots.
+-- column used_bytes: Bytes of new usage attributed to that day.
+-- column esims_observed: Number of distinct eSIMs with a usage snapshot that day.
+-- column snapshots: Number of usage snapshots taken that day.
+with
+
+usage_history as (
+    select * from staging.stg_esim_usage_history
+),
+
+growth as (
+    select
+        provider,
+        order_no,
+        esim_key,
+        coalesce(package_code, '') as package_code,
+        cast(timezone('UTC', observed_at) as date) as usage_date,
+        greatest(
+            0,
+            used_bytes - coalesce(
+                max(used_bytes) over (
+                    partition by provider, order_no, esim_key order by observed_at
+                    rows between unbounded preceding and 1 preceding
+                ),
+                0
+            )
+        ) as grown_bytes
+    from usage_history
+),
+
+final as (
+    select
+        provider,
+        package_code,
+        usage_date,
+        cast(sum(grown_bytes) as bigint) as used_bytes,
+        cast(count(distinct (order_no, esim_key)) as bigint) as esims_observed,
+        cast(count(*) as bigint) as snapshots
+    from growth
+    group by provider, package_code, usage_date
+)
+
+select * from final

@@ -1,0 +1,75 @@
+-- description: The reseller's own eSIM rows from the latest complete load of the local orders file, typed and trimmed, one row per file line, with the local status mapped to a canonical state.
+-- materialized: table
+-- unique_key: line_no
+-- state_columns: local_state
+with
+
+local_orders as (
+    -- the typed columns only: the JSON payload is never needed here
+    select
+        run_id, loaded_at, source_file, line_no, provider, order_no, iccid, package_code,
+        status, amount, currency, created_at
+    from raw.local_orders
+),
+
+ingest_loads as (
+    select * from staging.stg_ingest_loads
+),
+
+status_map as (
+    select * from staging.stg_local_status_map
+),
+
+latest_load as (
+    select run_id
+    from ingest_loads
+    where asset = 'local_orders' and is_complete
+    order by finished_at desc, run_id desc
+    limit 1
+),
+
+latest_rows as (
+    select local_orders.*
+    from local_orders
+    inner join latest_load on latest_load.run_id = local_orders.run_id
+    qualify row_number() over (partition by local_orders.line_no order by local_orders.loaded_at desc) = 1
+),
+
+typed as (
+    select
+        line_no,
+        lower(trim(provider)) as provider,
+        trim(order_no) as order_no,
+        nullif(trim(iccid), '') as iccid,
+        nullif(trim(package_code), '') as package_code,
+        status as status_raw,
+        amount,
+        nullif(upper(trim(currency)), '') as currency,
+        created_at,
+        source_file,
+        loaded_at,
+        run_id
+    from latest_rows
+),
+
+final as (
+    select
+        typed.line_no,
+        typed.provider,
+        typed.order_no,
+        typed.iccid,
+        regexp_full_match(typed.iccid, '89[0-9]{16,18}') as iccid_shape_ok,
+        typed.package_code,
+        typed.status_raw,
+        coalesce(status_map.canonical_state, 'unknown') as local_state,
+        typed.amount,
+        typed.currency,
+        typed.created_at,
+        typed.source_file,
+        typed.loaded_at,
+        typed.run_id
+    from typed
+    left join status_map on status_map.local_status = lower(trim(typed.status_raw))
+)
+
+select * from final

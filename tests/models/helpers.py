@@ -1,0 +1,337 @@
+"""Hand-made raw layers in real DuckDB files, and helpers to build the models and read reports."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipelines.models import build
+from pipelines.warehouse import Warehouse, append_frames
+
+T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
+MB = 1_048_576
+
+ICCID_A = "8948010000095399804"
+ICCID_B = "8948010000095399812"
+ICCID_C = "8948010000095399820"
+ICCID_D = "89480100000953998380"  # 20 digits
+
+_TYPES: dict[str, dict[str, pl.DataType]] = {
+    "raw.ingest_log": {
+        "run_id": pl.String(),
+        "asset": pl.String(),
+        "provider": pl.String(),
+        "started_at": pl.Datetime("us", "UTC"),
+        "finished_at": pl.Datetime("us", "UTC"),
+        "status": pl.String(),
+        "rows_written": pl.Int64(),
+    },
+    "raw.local_orders": {
+        "run_id": pl.String(),
+        "loaded_at": pl.Datetime("us", "UTC"),
+        "source_file": pl.String(),
+        "line_no": pl.Int32(),
+        "provider": pl.String(),
+        "order_no": pl.String(),
+        "iccid": pl.String(),
+        "package_code": pl.String(),
+        "status": pl.String(),
+        "amount": pl.Decimal(18, 4),
+        "currency": pl.String(),
+        "created_at": pl.Datetime("us", "UTC"),
+        "payload": pl.String(),
+    },
+    "raw.esimtrade_orders": {
+        "run_id": pl.String(),
+        "fetched_at": pl.Datetime("us", "UTC"),
+        "source_endpoint": pl.String(),
+        "provider": pl.String(),
+        "provider_order_no": pl.String(),
+        "status": pl.String(),
+        "package_code": pl.String(),
+        "quantity": pl.Int32(),
+        "cost_price": pl.Decimal(18, 4),
+        "sell_price": pl.Decimal(18, 4),
+        "page": pl.Int32(),
+        "payload": pl.String(),
+    },
+    "raw.esimtrade_order_syncs": {
+        "run_id": pl.String(),
+        "fetched_at": pl.Datetime("us", "UTC"),
+        "source_endpoint": pl.String(),
+        "provider": pl.String(),
+        "requested_order_no": pl.String(),
+        "requested_iccid": pl.String(),
+        "outcome": pl.String(),
+        "http_status": pl.Int32(),
+        "error": pl.String(),
+        "esim_tran_no": pl.String(),
+        "order_no": pl.String(),
+        "iccid": pl.String(),
+        "esim_status": pl.String(),
+        "smdp_status": pl.String(),
+        "total_volume": pl.Int64(),
+        "order_usage": pl.Int64(),
+        "package_code": pl.String(),
+        "payload": pl.String(),
+    },
+    "raw.pressone_orders": {
+        "run_id": pl.String(),
+        "fetched_at": pl.Datetime("us", "UTC"),
+        "source_endpoint": pl.String(),
+        "provider": pl.String(),
+        "order_id": pl.Int64(),
+        "order_code": pl.String(),
+        "order_type": pl.String(),
+        "order_status": pl.String(),
+        "created_at": pl.Datetime("us", "UTC"),
+        "package_id": pl.String(),
+        "quantity": pl.Int32(),
+        "price": pl.Decimal(18, 4),
+        "currency": pl.String(),
+        "sim_id": pl.Int64(),
+        "sim_index": pl.Int32(),
+        "iccid": pl.String(),
+        "payload": pl.String(),
+    },
+    "raw.pressone_usage": {
+        "run_id": pl.String(),
+        "fetched_at": pl.Datetime("us", "UTC"),
+        "source_endpoint": pl.String(),
+        "provider": pl.String(),
+        "iccid": pl.String(),
+        "order_code": pl.String(),
+        "outcome": pl.String(),
+        "http_status": pl.Int32(),
+        "error": pl.String(),
+        "usage_status": pl.String(),
+        "total_mb": pl.Float64(),
+        "remaining_mb": pl.Float64(),
+        "is_unlimited": pl.Boolean(),
+        "payload": pl.String(),
+    },
+}
+
+
+def _frame(table: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
+    types = _TYPES[table]
+    columns = sorted({key for row in rows for key in row})
+    unknown = [c for c in columns if c not in types]
+    assert not unknown, f"test rows name unknown columns {unknown} of {table}"
+    data = {
+        c: [
+            Decimal(row[c])
+            if isinstance(types[c], pl.Decimal) and row.get(c) is not None
+            else row.get(c)
+            for row in rows
+        ]
+        for c in columns
+    }
+    return pl.DataFrame(data, schema={c: types[c] for c in columns})
+
+
+class RawLayer:
+    """Writes raw rows the way ingestion would, one call per ingestion asset execution.
+
+    `status=None` writes the rows but no ingest_log row: a run that crashed half-way.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        Warehouse(":memory:").ensure_raw_schema(con)
+
+    def _write(
+        self,
+        table: str,
+        asset: str,
+        provider: str | None,
+        rows: list[dict[str, Any]],
+        run_id: str,
+        at: datetime,
+        status: str | None,
+    ) -> None:
+        frames = {table: _frame(table, rows)} if rows else {}
+        if status is not None:
+            frames["raw.ingest_log"] = _frame(
+                "raw.ingest_log",
+                [
+                    {
+                        "run_id": run_id,
+                        "asset": asset,
+                        "provider": provider,
+                        "started_at": at - timedelta(seconds=30),
+                        "finished_at": at,
+                        "status": status,
+                        "rows_written": len(rows),
+                    }
+                ],
+            )
+        append_frames(self.con, frames)
+
+    def local_orders(
+        self,
+        rows: list[dict[str, Any]],
+        *,
+        run_id: str = "run-1",
+        at: datetime = T0,
+        status: str | None = "complete",
+    ) -> None:
+        full = []
+        for line_no, row in enumerate(rows, start=2):
+            item = {
+                "run_id": run_id,
+                "loaded_at": at,
+                "source_file": "orders.csv",
+                "line_no": line_no,
+                "currency": "USD",
+                "status": "active",
+                **row,
+            }
+            item["payload"] = json.dumps({k: str(v) for k, v in row.items()})
+            full.append(item)
+        self._write("raw.local_orders", "local_orders", None, full, run_id, at, status)
+
+    def esimtrade_orders(
+        self,
+        orders: list[dict[str, Any]],
+        *,
+        run_id: str = "run-1",
+        at: datetime = T0,
+        status: str | None = "complete",
+    ) -> None:
+        full = [
+            {
+                "run_id": run_id,
+                "fetched_at": at,
+                "source_endpoint": "/reseller/orders",
+                "provider": "esimtrade",
+                "quantity": 1,
+                "page": 1,
+                "payload": "{}",
+                **order,
+            }
+            for order in orders
+        ]
+        self._write(
+            "raw.esimtrade_orders", "esimtrade_orders", "esimtrade", full, run_id, at, status
+        )
+
+    def esimtrade_syncs(
+        self,
+        rows: list[dict[str, Any]],
+        *,
+        run_id: str = "run-1",
+        at: datetime = T0,
+        status: str | None = "complete",
+    ) -> None:
+        full = []
+        for row in rows:
+            item = {
+                "run_id": run_id,
+                "fetched_at": at,
+                "source_endpoint": "/portal/orders",
+                "provider": "esimtrade",
+                "outcome": "ok",
+                "payload": "{}",
+                **row,
+            }
+            if item["outcome"] == "ok":
+                item.setdefault("order_no", item.get("requested_order_no"))
+                item.setdefault("http_status", 200)
+            full.append(item)
+        self._write(
+            "raw.esimtrade_order_syncs",
+            "esimtrade_order_syncs",
+            "esimtrade",
+            full,
+            run_id,
+            at,
+            status,
+        )
+
+    def pressone_orders(
+        self,
+        rows: list[dict[str, Any]],
+        *,
+        run_id: str = "run-1",
+        at: datetime = T0,
+        status: str | None = "complete",
+    ) -> None:
+        full = [
+            {
+                "run_id": run_id,
+                "fetched_at": at,
+                "source_endpoint": "/customer/v2/orders",
+                "provider": "pressone",
+                "order_type": "sim",
+                "order_status": "completed",
+                "quantity": 1,
+                "currency": "USD",
+                "created_at": T0 - timedelta(days=1),
+                "payload": "{}",
+                **row,
+            }
+            for row in rows
+        ]
+        self._write("raw.pressone_orders", "pressone_orders", "pressone", full, run_id, at, status)
+
+    def pressone_usage(
+        self,
+        rows: list[dict[str, Any]],
+        *,
+        run_id: str = "run-1",
+        at: datetime = T0,
+        status: str | None = "complete",
+    ) -> None:
+        full = [
+            {
+                "run_id": run_id,
+                "fetched_at": at,
+                "source_endpoint": "/customer/v2/sims/usage",
+                "provider": "pressone",
+                "outcome": "ok",
+                "is_unlimited": False,
+                "payload": "{}",
+                **row,
+            }
+            for row in rows
+        ]
+        self._write("raw.pressone_usage", "pressone_usage", "pressone", full, run_id, at, status)
+
+
+def build_all(con: duckdb.DuckDBPyConnection, at: datetime = T0) -> None:
+    build(con, run_at=at + timedelta(minutes=5))
+
+
+def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
+    cursor = con.execute(sql, params or [])
+    names = [c[0] for c in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def findings(con: duckdb.DuckDBPyConnection, discrepancy_type: str | None = None) -> list[dict]:
+    where = "where discrepancy_type = ?" if discrepancy_type else ""
+    return query(
+        con,
+        f"select * from reports.discrepancies {where} "
+        "order by provider, order_no, iccid, discrepancy_type",
+        [discrepancy_type] if discrepancy_type else [],
+    )
+
+
+def finding_keys(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str, str, str]]:
+    return {
+        (f["provider"], f["order_no"], f["iccid"], f["discrepancy_type"]) for f in findings(con)
+    }
+
+
+def verdicts(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    return {
+        r["row_id"]: r["match_verdict"]
+        for r in query(con, "select row_id, match_verdict from reports.reconciliation")
+    }

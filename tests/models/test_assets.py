@@ -1,0 +1,222 @@
+"""The Dagster assets and checks generated from `sql/`, materialized in-process."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from assets.models import model_assets, model_checks
+from assets.reports import report_assets
+from pipelines.models import DISCREPANCY_TYPES, project
+from pipelines.resources import WarehouseResource
+
+from .helpers import MB, RawLayer
+
+ALL = [*model_assets, *model_checks, *report_assets]
+
+
+def _asset_keys() -> dict[str, dg.AssetsDefinition]:
+    return {a.key.to_user_string(): a for a in model_assets}
+
+
+def test_one_asset_per_seed_and_model_file():
+    proj = project()
+    assets = _asset_keys()
+    assert set(assets) == set(proj.order)
+    for name, model in proj.models.items():
+        spec = next(iter(assets[name].specs))
+        assert spec.group_name == model.layer
+        assert spec.description == model.description
+        assert {"duckdb", "sql"} <= set(spec.kinds)
+        assert {d.asset_key.to_user_string() for d in spec.deps} == set(model.upstream_assets)
+
+
+def test_dependencies_come_from_the_sql():
+    deps = {
+        name: {d.asset_key.to_user_string() for d in next(iter(a.specs)).deps}
+        for name, a in _asset_keys().items()
+    }
+    assert deps["stg_local_orders"] == {"local_orders", "stg_ingest_loads", "stg_local_status_map"}
+    assert deps["stg_esimtrade_sync_attempts"] == {"esimtrade_order_syncs", "canonical_status_map"}
+    assert deps["discrepancies"] == {"discrepancy_history"}
+    assert "pressone_usage" in deps["stg_pressone_usage_attempts"]
+    [exports] = report_assets
+    assert {k.to_user_string() for k in exports.dependency_keys} == {
+        "reconciliation",
+        "discrepancies",
+        "usage",
+        "usage_daily",
+        "status_transitions",
+    }
+
+
+def _materialize(db: Path, selection=None, assets=None) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        assets or ALL,
+        selection=selection,
+        resources={"warehouse": WarehouseResource(database=str(db))},
+        raise_on_error=False,
+    )
+
+
+def _plant(db: Path) -> None:
+    con = duckdb.connect(str(db))
+    raw = RawLayer(con)
+    raw.local_orders(
+        [
+            {
+                "provider": "esimtrade",
+                "order_no": "B1",
+                "iccid": "8944000000000000001",
+                "package_code": "PK1",
+                "amount": "1.0000",
+            },
+            {
+                "provider": "esimtrade",
+                "order_no": "B2",
+                "iccid": "8944000000000000002",
+                "package_code": "PK1",
+                "amount": "1.0000",
+                "status": "cancelled",
+            },
+        ]
+    )
+    raw.esimtrade_orders(
+        [
+            {
+                "provider_order_no": "B1",
+                "status": "in_use",
+                "package_code": "PK1",
+                "cost_price": "1.0000",
+            },
+            {
+                "provider_order_no": "B2",
+                "status": "in_use",
+                "package_code": "PK1",
+                "cost_price": "1.0000",
+            },
+            {
+                "provider_order_no": "B3",
+                "status": "in_use",
+                "package_code": "PK1",
+                "cost_price": "1.0000",
+            },
+        ]
+    )
+    raw.esimtrade_syncs(
+        [
+            {
+                "requested_order_no": "B1",
+                "esim_tran_no": "t1",
+                "iccid": "8944000000000000001",
+                "esim_status": "IN_USE",
+                "total_volume": 100 * MB,
+                "order_usage": 10 * MB,
+            }
+        ]
+    )
+    con.close()
+
+
+@pytest.fixture(scope="module")
+def materialized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    folder = tmp_path_factory.mktemp("dagster")
+    db = folder / "warehouse.duckdb"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ESIM_RECON_EXPORT_DIR", str(folder / "exports"))
+        empty = _materialize(db, assets=[*model_assets, *report_assets])
+        _plant(db)
+        planted = _materialize(db)
+    yield {"db": db, "folder": folder, "empty": empty, "planted": planted}
+
+
+def test_materialize_on_an_empty_raw_layer(materialized):
+    result = materialized["empty"]
+    assert result.success
+    rows = result.asset_materializations_for_node("reconciliation")[0].metadata
+    assert rows["dagster/row_count"].value == 0
+
+
+def test_materialize_with_data_passes_every_check(materialized):
+    result = materialized["planted"]
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == len([key for c in model_checks for key in c.check_keys])
+    assert [e.check_name for e in evaluations if not e.passed] == []
+
+
+def test_discrepancies_metadata_counts_and_preview(materialized):
+    [event] = materialized["planted"].asset_materializations_for_node("discrepancies")
+    metadata = event.metadata
+    assert metadata["dagster/row_count"].value == 2
+    by_type = metadata["by_type"].value
+    assert set(by_type) == set(DISCREPANCY_TYPES)
+    assert by_type["status_mismatch"] == 1 and by_type["missing_locally"] == 1
+    assert metadata["by_severity"].value == {"critical": 2, "warning": 0}
+    preview = metadata["preview"].value
+    assert preview.splitlines()[0].startswith("| severity | discrepancy_type")
+    assert "missing_locally" in preview and "status_mismatch" in preview
+
+
+def test_report_exports_asset_writes_the_files(materialized):
+    exports = materialized["folder"] / "exports"
+    names = sorted(p.name for p in exports.iterdir())
+    assert names == sorted(
+        f"{stem}.{ext}"
+        for stem in (
+            "reconciliation",
+            "discrepancies",
+            "usage",
+            "usage_daily",
+            "status_transitions",
+        )
+        for ext in ("csv", "parquet")
+    )
+    with (exports / "discrepancies.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["discrepancy_type"] for r in rows} == {"status_mismatch", "missing_locally"}
+
+
+def _planted_check_failures(materialized, tmp_path: Path, sql: str) -> set[str]:
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(materialized["db"], db)
+    con = duckdb.connect(str(db))
+    con.execute(sql)
+    con.close()
+    result = _materialize(db, selection=dg.AssetSelection.all_asset_checks())
+    return {
+        f"{e.asset_key.to_user_string()}:{e.check_name}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    }
+
+
+def test_checks_fail_on_planted_problems(materialized, tmp_path):
+    failures = _planted_check_failures(
+        materialized,
+        tmp_path,
+        """
+        insert into staging.stg_local_orders select * from staging.stg_local_orders limit 1;
+        insert into reports.usage select * from reports.usage limit 1;
+        update reports.reconciliation set provider_state = 'activ' where row_id = 'L2';
+        update reports.discrepancies set discrepancy_type = 'weird'
+            where discrepancy_type = 'missing_locally';
+        -- the same provider eSIM a second time, under another row id
+        insert into reports.reconciliation
+        select * replace ('X' || row_id as row_id) from reports.reconciliation
+        where provider_esim_key is not null limit 1;
+        """,
+    )
+    assert failures == {
+        "stg_local_orders:unique_key",
+        "usage:unique_key",
+        "reconciliation:accepted_states",
+        "reconciliation:coverage",
+        "discrepancies:discrepancy_codes",
+    }
