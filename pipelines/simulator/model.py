@@ -234,18 +234,18 @@ class PressOneUsage:
 
     @property
     def used_bytes(self) -> int | None:
+        if self.status == "RECYCLED":
+            return 0  # a recycled eSIM answers zeros, and is_unlimited false
         if self.unlimited:
             return None
-        if self.status == "RECYCLED":
-            return 0
         return (self.total_mb - self.remaining_mb) * MIB
 
     @property
     def total_bytes(self) -> int | None:
-        if self.unlimited:
-            return None
         if self.status == "RECYCLED":
             return 0
+        if self.unlimited:
+            return None
         return self.total_mb * MIB
 
 

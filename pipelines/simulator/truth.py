@@ -211,7 +211,7 @@ def observe(dataset: Dataset) -> list[ProviderEsim]:
                     order.price,
                     seen.used_bytes if seen else None,
                     seen.total_bytes if seen else None,
-                    seen.unlimited if seen else False,
+                    bool(seen and seen.unlimited and seen.status != "RECYCLED"),
                     seen is not None,
                     usage is not None and usage.poisoned,
                 )
