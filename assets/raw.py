@@ -152,7 +152,7 @@ def _plan(con: duckdb.DuckDBPyConnection, name: str, *, full: bool) -> pl.DataFr
     """Run a planning query from sql/planning: SQL decides what to fetch."""
     build_models(con, ["canonical_status_map", "canonical_states"])
     sql = (PLANNING_DIR / f"{name}.sql").read_text(encoding="utf-8")
-    result = pl.from_arrow(con.execute(sql, {"full": full}).to_arrow_table())
+    result = pl.from_arrow(con.sql(sql, params={"full": full}).to_arrow_table())
     assert isinstance(result, pl.DataFrame)
     return result
 

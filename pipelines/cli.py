@@ -29,7 +29,8 @@ def _console(stderr: bool = False) -> Console:
 
 
 def _die(message: str, code: int = 1) -> NoReturn:
-    _console(stderr=True).print(f"esim-recon: {message}", markup=False)
+    # One plain line, never wrapped: schedulers and scripts read it.
+    print(f"esim-recon: {' '.join(message.split())}", file=sys.stderr)
     sys.exit(code)
 
 
@@ -149,7 +150,7 @@ def run(selection: str | None, incremental: bool, budget: int | None) -> None:
 @click.option("--faults", default=0.0, show_default=True, help="Injected provider fault rate.")
 def demo(orders: int, seed: int, demo_dir: Path, runs: int, faults: float) -> None:
     """Run end to end against the bundled simulator with generated local orders."""
-    from pipelines.simulator import FaultConfig, generate_dataset, serve
+    from pipelines.simulator import FaultConfig, RateLimits, generate_dataset, serve
 
     console = _console()
     started = time.monotonic()
@@ -158,13 +159,20 @@ def demo(orders: int, seed: int, demo_dir: Path, runs: int, faults: float) -> No
     local_file = demo_dir / "local_orders.csv"
     dataset.write_local_orders(local_file)
     fault_config = FaultConfig.uniform(faults) if faults else FaultConfig()
-    with serve(dataset, faults=fault_config) as simulator:
+    with serve(dataset, faults=fault_config, rate_limits=RateLimits.unlimited()) as simulator:
         env = {key.lower(): value for key, value in simulator.env().items()}
         settings = Settings(
             **env,
             esim_recon_local_orders=local_file,
             esim_recon_db=demo_dir / "esim_recon.duckdb",
             esim_recon_export_dir=demo_dir / "exports",
+            # The simulator has no provider quota; the real eSIMTrade default is 120/min.
+            esimtrade_requests_per_minute=600_000,
+            esim_recon_max_concurrency=16,
+            # It also answers in milliseconds: long waits between attempts would only slow the
+            # demo down without exercising anything more.
+            esim_recon_retry_initial_wait=0.02,
+            esim_recon_retry_max_wait=0.2,
         )
         os.environ["ESIM_RECON_EXPORT_DIR"] = str(settings.esim_recon_export_dir)
         console.print(f"Simulator on 127.0.0.1:{simulator.port} with {orders} orders (seed {seed}).")

@@ -146,6 +146,8 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
         "max_concurrency": settings.esim_recon_max_concurrency,
         "retry_attempts": settings.esim_recon_retry_attempts,
         "retry_seconds": settings.esim_recon_retry_seconds,
+        "retry_initial_wait": settings.esim_recon_retry_initial_wait,
+        "retry_max_wait": settings.esim_recon_retry_max_wait,
     }
     secret_key = settings.esimtrade_secret_key
     client_secret = settings.pressone_client_secret

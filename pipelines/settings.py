@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     esim_recon_http_timeout: float = Field(default=30.0, gt=0)
     esim_recon_retry_attempts: int = Field(default=6, ge=1, le=50)
     esim_recon_retry_seconds: float = Field(default=120.0, gt=0)
+    esim_recon_retry_initial_wait: float = Field(default=0.5, gt=0)
+    esim_recon_retry_max_wait: float = Field(default=30.0, gt=0)
 
     @field_validator("*", mode="before")
     @classmethod
