@@ -6,7 +6,6 @@ is marked `complete` in `raw.ingest_log` only after its last batch landed, so st
 trusts a list that a crash cut short.
 """
 
-
 import asyncio
 import json
 import time
@@ -258,7 +257,11 @@ def local_orders(
         load = read_local_orders(local_orders_file.path)
     except (LocalOrdersError, OSError) as exc:
         raise dg.Failure(description=f"local orders not loaded: {exc}") from None
-    common = {"run_id": context.run.run_id, "loaded_at": started_at, "source_file": load.source_file}
+    common = {
+        "run_id": context.run.run_id,
+        "loaded_at": started_at,
+        "source_file": load.source_file,
+    }
     accepted = load.accepted.with_columns(
         *(pl.lit(value).alias(name) for name, value in common.items())
     )
@@ -689,4 +692,10 @@ def _stats_dict(stats: Any) -> dict[str, Any]:
     return {name: getattr(stats, name) for name in fields if not name.startswith("_")}
 
 
-raw_assets = [local_orders, esimtrade_orders, esimtrade_order_syncs, pressone_orders, pressone_usage]
+raw_assets = [
+    local_orders,
+    esimtrade_orders,
+    esimtrade_order_syncs,
+    pressone_orders,
+    pressone_usage,
+]

@@ -124,7 +124,9 @@ def run(selection: str | None, incremental: bool, budget: int | None) -> None:
         _die(f"configuration: {exc}", 2)
     started = time.monotonic()
     _run_graph(settings, selection=selection, full_sync=not incremental, budget=budget)
-    _print_summary(settings.esim_recon_db, settings.esim_recon_export_dir, time.monotonic() - started)
+    _print_summary(
+        settings.esim_recon_db, settings.esim_recon_export_dir, time.monotonic() - started
+    )
 
 
 @main.command(
@@ -175,7 +177,9 @@ def demo(orders: int, seed: int, demo_dir: Path, runs: int, faults: float) -> No
             esim_recon_retry_max_wait=0.2,
         )
         os.environ["ESIM_RECON_EXPORT_DIR"] = str(settings.esim_recon_export_dir)
-        console.print(f"Simulator on 127.0.0.1:{simulator.port} with {orders} orders (seed {seed}).")
+        console.print(
+            f"Simulator on 127.0.0.1:{simulator.port} with {orders} orders (seed {seed})."
+        )
         for number in range(1, runs + 1):
             if number > 1:
                 dataset.advance()
@@ -187,10 +191,12 @@ def demo(orders: int, seed: int, demo_dir: Path, runs: int, faults: float) -> No
                 f"{time.monotonic() - run_started:.1f} s."
             )
     dataset.write_ground_truth(demo_dir / "ground_truth.json")
-    _print_summary(settings.esim_recon_db, settings.esim_recon_export_dir, time.monotonic() - started)
+    _print_summary(
+        settings.esim_recon_db, settings.esim_recon_export_dir, time.monotonic() - started
+    )
     console.print(f"Local orders: {local_file}; planted truth: {demo_dir / 'ground_truth.json'}")
     console.print(
-        f'Query it: esim-recon sql --db {settings.esim_recon_db} '
+        f"Query it: esim-recon sql --db {settings.esim_recon_db} "
         '"SELECT discrepancy_type, count(*) FROM reports.discrepancies GROUP BY 1"',
         markup=False,
     )
@@ -199,7 +205,7 @@ def demo(orders: int, seed: int, demo_dir: Path, runs: int, faults: float) -> No
 @main.command(
     epilog=(
         "\b\nExamples:\n"
-        '  esim-recon sql "SELECT * FROM reports.discrepancies WHERE severity = \'critical\'"\n'
+        "  esim-recon sql \"SELECT * FROM reports.discrepancies WHERE severity = 'critical'\"\n"
         '  esim-recon sql --csv "SELECT * FROM reports.usage" > usage.csv'
     )
 )
@@ -271,9 +277,7 @@ def export(db: Path | None, out: Path | None) -> None:
         _console().print(f"{name}: {path}", markup=False)
 
 
-@main.command(
-    epilog="\b\nExample:\n  esim-recon simulate --port 8080 --orders 1000 --seed 7"
-)
+@main.command(epilog="\b\nExample:\n  esim-recon simulate --port 8080 --orders 1000 --seed 7")
 @click.option("--port", default=8080, show_default=True)
 @click.option("--orders", default=1000, show_default=True)
 @click.option("--seed", default=7, show_default=True)

@@ -74,9 +74,7 @@ class Settings(BaseSettings):
                 continue
             for name in credential_fields:
                 if getattr(self, name) is None:
-                    raise ValueError(
-                        f"{name.upper()} is not set but {url_field.upper()} is"
-                    )
+                    raise ValueError(f"{name.upper()} is not set but {url_field.upper()} is")
         return self
 
     @property

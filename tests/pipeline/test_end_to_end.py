@@ -85,11 +85,12 @@ def test_usage_bytes_are_exact_for_every_esim(world) -> None:
     with serve(dataset, rate_limits=RateLimits.unlimited()) as simulator:
         _run(simulator, db, local)
     expected = {
-        (item["provider"], item["order_no"], item["iccid"]): (item["total_bytes"], item["used_bytes"])
+        (item["provider"], item["order_no"], item["iccid"]): (
+            item["total_bytes"],
+            item["used_bytes"],
+        )
         for item in dataset.ground_truth()["usage"]
     }
-    rows = query(
-        db, "SELECT provider, order_no, iccid, total_bytes, used_bytes FROM reports.usage"
-    )
+    rows = query(db, "SELECT provider, order_no, iccid, total_bytes, used_bytes FROM reports.usage")
     actual = {(p, o, i): (t, u) for p, o, i, t, u in rows}
     assert actual == expected
