@@ -76,7 +76,6 @@ def _run_graph(
     selection: str | None,
     full_sync: bool,
     budget: int | None,
-    resources_override: dict[str, Any] | None = None,
 ) -> Any:
     from pipelines.definitions import all_assets
     from pipelines.resources import RunOptionsResource, resources_from_settings
@@ -84,7 +83,6 @@ def _run_graph(
 
     resources = resources_from_settings(settings)
     resources["run_options"] = RunOptionsResource(full_sync=full_sync, sync_budget=budget)
-    resources.update(resources_override or {})
     try:
         outcome = materialize_all(
             all_assets, resources, db_path=settings.esim_recon_db, selection=selection

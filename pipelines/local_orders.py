@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -30,26 +32,9 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
 PROVIDERS = frozenset({"esimtrade", "pressone"})
 CURRENCIES = frozenset({"USD"})
 MAX_FIELD_CHARS = 1_000
+ICCID_SHAPE = re.compile(r"^89\d{16,18}$")
 MAX_AMOUNT = Decimal("1000000")
 _AMOUNT_QUANTUM = Decimal("0.0001")
-
-ACCEPTED_SCHEMA: dict[str, pl.DataType] = {
-    "line_no": pl.Int32(),
-    "provider": pl.String(),
-    "order_no": pl.String(),
-    "iccid": pl.String(),
-    "package_code": pl.String(),
-    "status": pl.String(),
-    "amount": pl.Decimal(18, 4),
-    "currency": pl.String(),
-    "created_at": pl.Datetime("us", "UTC"),
-    "payload": pl.String(),
-}
-REJECTED_SCHEMA: dict[str, pl.DataType] = {
-    "line_no": pl.Int32(),
-    "reason": pl.String(),
-    "raw_line": pl.String(),
-}
 
 
 class LocalOrdersError(ValueError):
@@ -58,23 +43,19 @@ class LocalOrdersError(ValueError):
 
 @dataclass
 class LocalOrdersLoad:
+    """What a file yielded: typed rows, quarantined rows, and what was noticed on the way."""
+
     source_file: str
-    accepted: pl.DataFrame
-    rejected: pl.DataFrame
+    accepted: list[dict[str, object]]
+    rejected: list[dict[str, object]]  # line_no, reason, raw_line
     extra_columns: list[str] = field(default_factory=list)
     luhn_warnings: int = 0
 
     @property
     def rejected_reasons(self) -> dict[str, int]:
-        if self.rejected.height == 0:
-            return {}
-        counts = (
-            self.rejected.with_columns(pl.col("reason").str.split(":").list.first().alias("kind"))
-            .group_by("kind")
-            .len()
-            .sort("kind")
-        )
-        return dict(zip(counts["kind"], counts["len"], strict=True))
+        """Rejections counted by kind (the part of the reason before the colon)."""
+        kinds = Counter(str(row["reason"]).split(":", 1)[0] for row in self.rejected)
+        return dict(sorted(kinds.items()))
 
 
 def luhn_ok(digits: str) -> bool:
@@ -146,7 +127,8 @@ def _check_row(values: dict[str, str]) -> tuple[dict[str, object], bool]:
         raise ValueError(f"created_at is not a date/time: {created_text[:40]!r}") from None
     iccid = values["iccid"].strip() or None
     package_code = values["package_code"].strip() or None
-    luhn_warning = bool(iccid and iccid.isdigit() and not luhn_ok(iccid))
+    # Only well-shaped ICCIDs count: a malformed one is already an invalid_iccid finding.
+    luhn_warning = bool(iccid and ICCID_SHAPE.match(iccid) and not luhn_ok(iccid))
     return (
         {
             "provider": provider,
@@ -242,15 +224,13 @@ def read_local_orders(path: str | Path) -> LocalOrdersLoad:
     positions = {column: names.index(column) for column in REQUIRED_COLUMNS}
     extra_columns = [name for name in names if name not in REQUIRED_COLUMNS]
 
-    accepted: dict[str, list[object]] = {name: [] for name in ACCEPTED_SCHEMA}
-    rejected: dict[str, list[object]] = {name: [] for name in REJECTED_SCHEMA}
+    accepted: list[dict[str, object]] = []
+    rejected: list[dict[str, object]] = []
     first_line_of: dict[tuple[str, ...], int] = {}
     luhn_warnings = 0
 
     def reject(line_no: int, reason: str, raw_text: str) -> None:
-        rejected["line_no"].append(line_no)
-        rejected["reason"].append(reason)
-        rejected["raw_line"].append(_printable(raw_text))
+        rejected.append({"line_no": line_no, "reason": reason, "raw_line": _printable(raw_text)})
 
     for line_no, fields, raw_text in records:
         if raw_text.startswith("\x00csv error"):
@@ -280,15 +260,13 @@ def read_local_orders(path: str | Path) -> LocalOrdersLoad:
             continue
         first_line_of[identity] = line_no
         luhn_warnings += luhn_warning
-        accepted["line_no"].append(line_no)
-        for column, value in typed.items():
-            accepted[column].append(value)
-        accepted["payload"].append(json.dumps(dict(zip(names, fields, strict=True))))
+        payload = json.dumps(dict(zip(names, fields, strict=True)))
+        accepted.append({"line_no": line_no, **typed, "payload": payload})
 
     return LocalOrdersLoad(
         source_file=str(source),
-        accepted=pl.DataFrame(accepted, schema=ACCEPTED_SCHEMA),
-        rejected=pl.DataFrame(rejected, schema=REJECTED_SCHEMA),
+        accepted=accepted,
+        rejected=rejected,
         extra_columns=extra_columns,
         luhn_warnings=luhn_warnings,
     )

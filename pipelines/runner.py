@@ -31,7 +31,6 @@ class RunOutcome:
     success: bool
     failures: list[str] = field(default_factory=list)
     materialized: list[str] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
 
 
 def ensure_dagster_home() -> Path:

@@ -11,6 +11,16 @@ from pipelines.warehouse._store import (
     WarehouseBusyError,
     WarehouseError,
     append_frames,
+    append_rows,
+    table_schema,
 )
 
-__all__ = ["RAW_TABLES", "Warehouse", "WarehouseBusyError", "WarehouseError", "append_frames"]
+__all__ = [
+    "RAW_TABLES",
+    "Warehouse",
+    "WarehouseBusyError",
+    "WarehouseError",
+    "append_frames",
+    "append_rows",
+    "table_schema",
+]

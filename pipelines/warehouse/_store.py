@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -30,6 +31,17 @@ RAW_TABLES: frozenset[str] = frozenset(
 )
 
 _QUALIFIED_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+_DECIMAL = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)$")
+_POLARS_TYPES: dict[str, pl.DataType] = {
+    "VARCHAR": pl.String(),
+    "JSON": pl.String(),
+    "INTEGER": pl.Int32(),
+    "BIGINT": pl.Int64(),
+    "DOUBLE": pl.Float64(),
+    "BOOLEAN": pl.Boolean(),
+    "DATE": pl.Date(),
+    "TIMESTAMP WITH TIME ZONE": pl.Datetime("us", "UTC"),
+}
 
 
 class WarehouseError(RuntimeError):
@@ -96,7 +108,7 @@ def append_frames(
     Columns are matched by name, so a frame may leave out nullable columns.
     """
     for table in frames:
-        if table not in RAW_TABLES and not _QUALIFIED_NAME.match(table):
+        if not _QUALIFIED_NAME.match(table):
             raise ValueError(f"not a table this warehouse writes: {table!r}")
     written: dict[str, int] = {}
     con.execute("BEGIN TRANSACTION")
@@ -118,3 +130,43 @@ def append_frames(
         con.execute("ROLLBACK")
         raise
     return written
+
+
+def _polars_type(duckdb_type: str) -> pl.DataType:
+    decimal = _DECIMAL.match(duckdb_type)
+    if decimal:
+        return pl.Decimal(int(decimal.group(1)), int(decimal.group(2)))
+    try:
+        return _POLARS_TYPES[duckdb_type]
+    except KeyError:
+        raise ValueError(f"no frame type for DuckDB type {duckdb_type}") from None
+
+
+def table_schema(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, pl.DataType]:
+    """Column types of `schema.table` as polars types, read from the database itself.
+
+    The DDL stays the one place where raw column types are written down.
+    """
+    schema_name, _, table_name = table.partition(".")
+    columns = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        [schema_name, table_name],
+    ).fetchall()
+    if not columns:
+        raise ValueError(f"no such table: {table}")
+    return {name: _polars_type(data_type) for name, data_type in columns}
+
+
+def append_rows(
+    con: duckdb.DuckDBPyConnection, rows: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> dict[str, int]:
+    """Append plain rows (dicts) to each table as one Arrow batch per table, one transaction.
+
+    Rows are typed by the table's own columns; a key a row leaves out lands as NULL.
+    """
+    frames = {
+        table: pl.DataFrame(list(table_rows), schema=table_schema(con, table), orient="row")
+        for table, table_rows in rows.items()
+    }
+    return append_frames(con, frames)

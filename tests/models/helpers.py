@@ -11,7 +11,7 @@ import duckdb
 import polars as pl
 
 from pipelines.models import build
-from pipelines.warehouse import Warehouse, append_frames
+from pipelines.warehouse import Warehouse, append_frames, table_schema
 
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 MB = 1_048_576
@@ -21,105 +21,10 @@ ICCID_B = "8948010000095399812"
 ICCID_C = "8948010000095399820"
 ICCID_D = "89480100000953998380"  # 20 digits
 
-_TYPES: dict[str, dict[str, pl.DataType]] = {
-    "raw.ingest_log": {
-        "run_id": pl.String(),
-        "asset": pl.String(),
-        "provider": pl.String(),
-        "started_at": pl.Datetime("us", "UTC"),
-        "finished_at": pl.Datetime("us", "UTC"),
-        "status": pl.String(),
-        "rows_written": pl.Int64(),
-    },
-    "raw.local_orders": {
-        "run_id": pl.String(),
-        "loaded_at": pl.Datetime("us", "UTC"),
-        "source_file": pl.String(),
-        "line_no": pl.Int32(),
-        "provider": pl.String(),
-        "order_no": pl.String(),
-        "iccid": pl.String(),
-        "package_code": pl.String(),
-        "status": pl.String(),
-        "amount": pl.Decimal(18, 4),
-        "currency": pl.String(),
-        "created_at": pl.Datetime("us", "UTC"),
-        "payload": pl.String(),
-    },
-    "raw.esimtrade_orders": {
-        "run_id": pl.String(),
-        "fetched_at": pl.Datetime("us", "UTC"),
-        "source_endpoint": pl.String(),
-        "provider": pl.String(),
-        "provider_order_no": pl.String(),
-        "status": pl.String(),
-        "package_code": pl.String(),
-        "quantity": pl.Int32(),
-        "cost_price": pl.Decimal(18, 4),
-        "sell_price": pl.Decimal(18, 4),
-        "page": pl.Int32(),
-        "payload": pl.String(),
-    },
-    "raw.esimtrade_order_syncs": {
-        "run_id": pl.String(),
-        "fetched_at": pl.Datetime("us", "UTC"),
-        "source_endpoint": pl.String(),
-        "provider": pl.String(),
-        "requested_order_no": pl.String(),
-        "requested_iccid": pl.String(),
-        "outcome": pl.String(),
-        "http_status": pl.Int32(),
-        "error": pl.String(),
-        "esim_tran_no": pl.String(),
-        "order_no": pl.String(),
-        "iccid": pl.String(),
-        "esim_status": pl.String(),
-        "smdp_status": pl.String(),
-        "total_volume": pl.Int64(),
-        "order_usage": pl.Int64(),
-        "package_code": pl.String(),
-        "payload": pl.String(),
-    },
-    "raw.pressone_orders": {
-        "run_id": pl.String(),
-        "fetched_at": pl.Datetime("us", "UTC"),
-        "source_endpoint": pl.String(),
-        "provider": pl.String(),
-        "order_id": pl.Int64(),
-        "order_code": pl.String(),
-        "order_type": pl.String(),
-        "order_status": pl.String(),
-        "created_at": pl.Datetime("us", "UTC"),
-        "package_id": pl.String(),
-        "quantity": pl.Int32(),
-        "price": pl.Decimal(18, 4),
-        "currency": pl.String(),
-        "sim_id": pl.Int64(),
-        "sim_index": pl.Int32(),
-        "iccid": pl.String(),
-        "payload": pl.String(),
-    },
-    "raw.pressone_usage": {
-        "run_id": pl.String(),
-        "fetched_at": pl.Datetime("us", "UTC"),
-        "source_endpoint": pl.String(),
-        "provider": pl.String(),
-        "iccid": pl.String(),
-        "order_code": pl.String(),
-        "outcome": pl.String(),
-        "http_status": pl.Int32(),
-        "error": pl.String(),
-        "usage_status": pl.String(),
-        "total_mb": pl.Float64(),
-        "remaining_mb": pl.Float64(),
-        "is_unlimited": pl.Boolean(),
-        "payload": pl.String(),
-    },
-}
 
-
-def _frame(table: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
-    types = _TYPES[table]
+def _frame(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """Test rows typed by the raw table's own columns (decimals may be written as strings)."""
+    types = table_schema(con, table)
     columns = sorted({key for row in rows for key in row})
     unknown = [c for c in columns if c not in types]
     assert not unknown, f"test rows name unknown columns {unknown} of {table}"
@@ -155,9 +60,10 @@ class RawLayer:
         at: datetime,
         status: str | None,
     ) -> None:
-        frames = {table: _frame(table, rows)} if rows else {}
+        frames = {table: _frame(self.con, table, rows)} if rows else {}
         if status is not None:
             frames["raw.ingest_log"] = _frame(
+                self.con,
                 "raw.ingest_log",
                 [
                     {

@@ -1,0 +1,103 @@
+"""The bookkeeping every ingestion asset shares: batched writes and the ingest log.
+
+A load is one execution of an ingestion asset. It appends rows in batches of about
+`BATCH_ROWS`, each batch one transaction, and records how it ended in `raw.ingest_log`.
+Staging trusts list snapshots only from loads logged `complete`, so a crashed or failed load
+never counts, while the snapshots it did write stay as ordinary observations.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from pipelines.providers import AuthError, ProviderError
+from pipelines.resources import WarehouseResource
+from pipelines.warehouse import append_rows
+
+BATCH_ROWS = 5_000
+Row = Mapping[str, Any]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+@dataclass
+class Load:
+    context: dg.AssetExecutionContext
+    warehouse: WarehouseResource
+    table: str
+    provider: str | None
+    started_at: datetime = field(default_factory=utc_now)
+    rows_written: int = 0
+
+    @property
+    def run_id(self) -> str:
+        return self.context.run.run_id
+
+    @property
+    def asset(self) -> str:
+        return self.context.asset_key.to_user_string()
+
+    def write(self, rows: Sequence[Row]) -> None:
+        """Append one batch in its own transaction."""
+        if not rows:
+            return
+        with self.warehouse.connect() as con:
+            append_rows(con, {self.table: rows})
+        self.rows_written += len(rows)
+
+    async def drain(self, batches: AsyncIterable[Sequence[Row]]) -> None:
+        """Write rows as they arrive, gathered into batches of about BATCH_ROWS."""
+        pending: list[Row] = []
+        async for rows in batches:
+            pending.extend(rows)
+            if len(pending) >= BATCH_ROWS:
+                self.write(pending)
+                pending = []
+        self.write(pending)
+
+    def log(self, status: str, *, requests: int | None = None, detail: str | None = None) -> None:
+        with self.warehouse.connect() as con:
+            con.execute(
+                "INSERT INTO raw.ingest_log (run_id, asset, provider, started_at, finished_at,"
+                " status, rows_written, requests, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    self.run_id,
+                    self.asset,
+                    self.provider,
+                    self.started_at,
+                    utc_now(),
+                    status,
+                    self.rows_written,
+                    requests,
+                    detail,
+                ],
+            )
+
+    def skipped(self, variable: str) -> dg.MaterializeResult:
+        """The provider is not configured: log it and succeed with nothing fetched."""
+        self.log("skipped", detail=f"{variable} not set")
+        self.context.log.info(f"{self.provider} is not configured ({variable} not set)")
+        return dg.MaterializeResult(
+            metadata={"skipped": f"{variable} not set", "dagster/row_count": 0}
+        )
+
+    def failure(self, exc: ProviderError) -> dg.Failure:
+        """Log the failed load and describe it in one line for the on-call engineer."""
+        self.log("failed", detail=str(exc)[:500])
+        kind = "rejected the credentials" if isinstance(exc, AuthError) else "could not be reached"
+        return dg.Failure(
+            description=f"{self.provider} {kind} while running {self.asset}: {exc}",
+            metadata={"provider": self.provider, "rows_written_before_failure": self.rows_written},
+        )
