@@ -77,7 +77,7 @@ def _run_graph(
     full_sync: bool,
     budget: int | None,
 ) -> Any:
-    from pipelines.definitions import all_assets
+    from pipelines.definitions import runnable
     from pipelines.resources import RunOptionsResource, resources_from_settings
     from pipelines.runner import RunError, materialize_all
 
@@ -85,7 +85,7 @@ def _run_graph(
     resources["run_options"] = RunOptionsResource(full_sync=full_sync, sync_budget=budget)
     try:
         outcome = materialize_all(
-            all_assets, resources, db_path=settings.esim_recon_db, selection=selection
+            runnable, resources, db_path=settings.esim_recon_db, selection=selection
         )
     except RunError as exc:
         _die(str(exc))
@@ -93,6 +93,12 @@ def _run_graph(
         first = outcome.failures[0] if outcome.failures else "the run failed"
         more = f" (and {len(outcome.failures) - 1} more)" if len(outcome.failures) > 1 else ""
         _die(f"run {outcome.run_id[:8]} failed: {first}{more}")
+    if outcome.failed_checks:
+        _console(stderr=True).print(
+            f"warning: {len(outcome.failed_checks)} asset check(s) failed: "
+            + ", ".join(outcome.failed_checks),
+            markup=False,
+        )
     return outcome
 
 

@@ -13,6 +13,8 @@ from pipelines.settings import load_dotenv_into_environ, load_settings
 load_dotenv_into_environ()
 
 all_assets = [*raw_assets, *model_assets, *report_assets]
+# What an in-process run executes: every asset and every check on it.
+runnable = [*all_assets, *model_checks]
 
 defs = dg.Definitions(
     assets=all_assets,

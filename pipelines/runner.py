@@ -31,6 +31,7 @@ class RunOutcome:
     success: bool
     failures: list[str] = field(default_factory=list)
     materialized: list[str] = field(default_factory=list)
+    failed_checks: list[str] = field(default_factory=list)
 
 
 def ensure_dagster_home() -> Path:
@@ -156,11 +157,17 @@ def materialize_all(
                 for event in result.get_asset_materialization_events()
                 if event.asset_key is not None
             )
+            failed_checks = sorted(
+                f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+                for evaluation in result.get_asset_check_evaluations()
+                if not evaluation.passed
+            )
             return RunOutcome(
                 run_id=result.run_id,
                 success=result.success,
                 failures=_failure_reasons(result),
                 materialized=materialized,
+                failed_checks=failed_checks,
             )
     finally:
         lock.release()

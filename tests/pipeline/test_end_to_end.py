@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.definitions import all_assets
+from pipelines.definitions import runnable
 from pipelines.runner import materialize_all
 from pipelines.simulator import RateLimits, generate_dataset, serve
 from tests.pipeline.helpers import findings, query, simulator_resources, truth_findings
@@ -23,9 +23,10 @@ def world(tmp_path: Path):
 
 def _run(simulator, db: Path, local: Path, **options) -> None:
     outcome = materialize_all(
-        all_assets, simulator_resources(simulator, db, local, **options), db_path=db
+        runnable, simulator_resources(simulator, db, local, **options), db_path=db
     )
     assert outcome.success, outcome.failures
+    assert outcome.failed_checks == []
 
 
 def test_raw_layer_matches_the_simulated_providers(world) -> None:

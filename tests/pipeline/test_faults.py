@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.definitions import all_assets
+from pipelines.definitions import runnable
 from pipelines.runner import materialize_all
 from pipelines.simulator import FaultConfig, RateLimits, generate_dataset, serve
 from tests.pipeline.helpers import query, simulator_resources
@@ -23,8 +23,9 @@ def _reports(tmp_path: Path, name: str, faults: FaultConfig | None) -> tuple[lis
     db = tmp_path / f"{name}.duckdb"
     with serve(dataset, faults=faults, rate_limits=RateLimits.unlimited()) as simulator:
         resources = simulator_resources(simulator, db, local, timeout_seconds=1.0, page_size=20)
-        outcome = materialize_all(all_assets, resources, db_path=db)
+        outcome = materialize_all(runnable, resources, db_path=db)
         assert outcome.success, outcome.failures
+        assert outcome.failed_checks == []
     return query(db, REPORT), query(db, USAGE)
 
 
