@@ -6,12 +6,10 @@ Asset checks are generated from the model headers (`unique_key`, `state_columns`
 contract checks: reconciliation coverage and the discrepancy codes.
 """
 
-from collections import Counter
-from datetime import UTC, datetime
-
 import dagster as dg
 import duckdb
 
+from assets._metadata import markdown_table
 from pipelines.models import (
     DISCREPANCY_TYPES,
     SEVERITIES,
@@ -25,25 +23,13 @@ from pipelines.resources import WarehouseResource
 _PREVIEW_ROWS = 10
 
 
-def _markdown_table(columns: list[str], rows: list[tuple]) -> str:
-    def cell(value: object) -> str:
-        text = "" if value is None else str(value)
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines.extend("| " + " | ".join(cell(v) for v in row) + " |" for row in rows)
-    return "\n".join(lines)
-
-
 def _discrepancy_metadata(con: duckdb.DuckDBPyConnection, relation: str) -> dict:
-    counts = con.execute(
-        f"select discrepancy_type, severity, count(*) from {relation} group by all"
-    ).fetchall()
-    by_type: Counter[str] = Counter()
-    by_severity: Counter[str] = Counter()
-    for discrepancy_type, severity, count in counts:
-        by_type[discrepancy_type] += int(count)
-        by_severity[severity] += int(count)
+    by_type = dict(
+        con.execute(f"select discrepancy_type, count(*) from {relation} group by all").fetchall()
+    )
+    by_severity = dict(
+        con.execute(f"select severity, count(*) from {relation} group by all").fetchall()
+    )
     preview_columns = [
         "severity",
         "discrepancy_type",
@@ -57,7 +43,8 @@ def _discrepancy_metadata(con: duckdb.DuckDBPyConnection, relation: str) -> dict
     preview = con.execute(
         f"select {', '.join(preview_columns)} from {relation} "
         "order by case severity when 'critical' then 0 else 1 end, detected_at, "
-        f"provider, order_no, iccid, discrepancy_type limit {_PREVIEW_ROWS}"
+        "provider, order_no, iccid, discrepancy_type limit $rows",
+        {"rows": _PREVIEW_ROWS},
     ).fetchall()
     return {
         "by_type": dg.MetadataValue.json({t: by_type.get(t, 0) for t in DISCREPANCY_TYPES}),
@@ -65,7 +52,7 @@ def _discrepancy_metadata(con: duckdb.DuckDBPyConnection, relation: str) -> dict
         **{f"type/{t}": dg.MetadataValue.int(by_type.get(t, 0)) for t in DISCREPANCY_TYPES},
         **{f"severity/{s}": dg.MetadataValue.int(by_severity.get(s, 0)) for s in SEVERITIES},
         "preview": dg.MetadataValue.md(
-            _markdown_table(preview_columns, preview) if preview else "_no findings_"
+            markdown_table(preview_columns, preview) if preview else "_no findings_"
         ),
     }
 
@@ -94,7 +81,7 @@ def _node_asset(node: Seed | Model) -> dg.AssetsDefinition:
     )
     def _materialize(warehouse: WarehouseResource) -> dg.MaterializeResult:
         with warehouse.connect() as con:
-            results = build(con, [node.name], run_at=datetime.now(UTC))
+            results = build(con, [node.name])  # stamped with the time of the build
             result = next(r for r in results if r.name == node.name)
             metadata: dict = {
                 "dagster/row_count": dg.MetadataValue.int(result.rows),
@@ -114,8 +101,9 @@ def _check(
     description: str,
     sql: str,
     failure: str,
+    params: dict | None = None,
 ) -> dg.AssetChecksDefinition:
-    """A check that passes when `sql` returns no rows; failing rows (up to 20) go to metadata."""
+    """A check passing when `sql`, `params` bound, returns no rows; failing rows go to metadata."""
 
     @dg.asset_check(
         asset=dg.AssetKey(asset),
@@ -124,11 +112,11 @@ def _check(
     )
     def _run(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with warehouse.connect() as con:
-            cursor = con.execute(f"select * from ({sql}) limit 21")
+            cursor = con.execute(f"select * from ({sql}) limit 21", params or {})
             columns = [c[0] for c in cursor.description]
             rows = cursor.fetchall()
         passed = not rows
-        metadata = {"failing_examples": dg.MetadataValue.md(_markdown_table(columns, rows[:20]))}
+        metadata = {"failing_examples": dg.MetadataValue.md(markdown_table(columns, rows[:20]))}
         return dg.AssetCheckResult(
             passed=passed,
             severity=dg.AssetCheckSeverity.ERROR,
@@ -154,20 +142,16 @@ def _model_checks(model: Model) -> list[dg.AssetChecksDefinition]:
             )
         )
     if model.state_columns:
-        unions = " union all ".join(
-            f"select '{column}' as column_name, {column} as state from {model.relation}"
-            for column in model.state_columns
-        )
+        columns = ", ".join(model.state_columns)
         checks.append(
             _check(
                 model.name,
                 "accepted_states",
-                f"{', '.join(model.state_columns)} hold only canonical states "
-                "(seeds.canonical_states).",
-                f"select column_name, state, count(*) as rows from ({unions}) as values_seen "
-                "where state is not null "
-                "and state not in (select state from seeds.canonical_states) "
-                "group by all",
+                f"{columns} hold only canonical states (seeds.canonical_states).",
+                # UNPIVOT names each value's column and leaves out the nulls.
+                f"select column_name, state, count(*) as rows from (unpivot (select {columns} "
+                f"from {model.relation}) on {columns} into name column_name value state) "
+                "where state not in (select state from seeds.canonical_states) group by all",
                 f"values outside the canonical states in {model.relation}",
             )
         )
@@ -212,8 +196,6 @@ from report_provider left join provider_esims
 where provider_esims.esim_key is null
 """
 
-_CODES = ", ".join(f"'{code}'" for code in DISCREPANCY_TYPES)
-
 
 def _contract_checks() -> list[dg.AssetChecksDefinition]:
     checks = [
@@ -234,9 +216,10 @@ def _contract_checks() -> list[dg.AssetChecksDefinition]:
                 "discrepancy_type holds only the contract's twelve codes; severity is "
                 "critical or warning.",
                 f"select discrepancy_type, severity, count(*) as rows from reports.{asset} "
-                f"where discrepancy_type not in ({_CODES}) "
-                "or severity not in ('critical', 'warning') group by all",
+                "where not list_contains($codes, discrepancy_type) "
+                "or not list_contains($severities, severity) group by all",
                 f"unknown discrepancy codes or severities in reports.{asset}",
+                {"codes": list(DISCREPANCY_TYPES), "severities": list(SEVERITIES)},
             )
         )
     return checks

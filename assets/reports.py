@@ -12,8 +12,8 @@ from pipelines.resources import WarehouseResource
     group_name="reports",
     kinds={"duckdb", "csv", "parquet"},
     description=(
-        "CSV and Parquet files of the reports (reconciliation, discrepancies, usage, "
-        "usage_daily, status_transitions) in ESIM_RECON_EXPORT_DIR (default exports/)."
+        f"CSV and Parquet files of the reports ({', '.join(EXPORTS)}) in "
+        "ESIM_RECON_EXPORT_DIR (default exports/)."
     ),
 )
 def report_exports(warehouse: WarehouseResource) -> dg.MaterializeResult:

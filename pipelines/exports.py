@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import duckdb
 import polars as pl
@@ -39,13 +39,13 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from pipelines.settings import DEFAULT_EXPORT_DIR
 from pipelines.warehouse import Warehouse
 
-DEFAULT_EXPORT_DIR = "exports"
 _BATCH_ROWS = 100_000
 _FILE_MODE = 0o644
-_FORMULA_START = "^[=+\\-@\\t\\r]"
-_PLAIN_NUMBER = "-[0-9]+([.][0-9]+)?"
+# Bound as $formula_start and $plain_number where a CSV query quotes text cells.
+_TEXT_PATTERNS = {"formula_start": "^[=+\\-@\\t\\r]", "plain_number": "-[0-9]+([.][0-9]+)?"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ EXPORTS: dict[str, ExportSpec] = {
 
 
 def export_dir() -> Path:
-    """The export folder: ESIM_RECON_EXPORT_DIR, default `exports/`."""
+    """The export folder: ESIM_RECON_EXPORT_DIR, default `exports/` (as in `Settings`)."""
     return Path(os.environ.get("ESIM_RECON_EXPORT_DIR") or DEFAULT_EXPORT_DIR)
 
 
@@ -115,29 +115,37 @@ def _csv_expression(column: str, type_name: str) -> str:
         return f"{col} as {name}"
     text = col if upper == "VARCHAR" else f"cast({col} as varchar)"
     return (
-        f"case when regexp_matches({text}, '{_FORMULA_START}') "
-        f"and not regexp_full_match({text}, '{_PLAIN_NUMBER}') then '''' || {text} "
+        f"case when regexp_matches({text}, $formula_start) "
+        f"and not regexp_full_match({text}, $plain_number) then '''' || {text} "
         f"else {text} end as {name}"
     )
 
 
-def _ordered_select(con: duckdb.DuckDBPyConnection, spec: ExportSpec, csv: bool) -> str:
-    """The export query, rows sorted on the typed values whatever their text form."""
+class _Query(NamedTuple):
+    sql: str
+    params: dict[str, str]
+
+
+def _export_queries(con: duckdb.DuckDBPyConnection, spec: ExportSpec) -> tuple[_Query, _Query]:
+    """The CSV and the Parquet query, rows sorted on the typed values whatever their text form."""
     columns = [(row[0], row[1]) for row in con.execute(f"describe {spec.relation}").fetchall()]
     names = {name for name, _ in columns}
     missing = [key for key in spec.order_by if key not in names]
     if missing:
         raise ValueError(f"{spec.relation} has no sort column(s) {missing}")
-    if csv:
-        select = ", ".join(_csv_expression(name, type_name) for name, type_name in columns)
-    else:
-        select = ", ".join(f"src.{_quote(name)}" for name, _ in columns)
     order = ", ".join(f"src.{_quote(key)} asc nulls last" for key in spec.order_by)
-    return f"select {select} from {spec.relation} as src order by {order}"
+
+    def ordered(select: str) -> str:
+        return f"select {select} from {spec.relation} as src order by {order}"
+
+    csv_sql = ordered(", ".join(_csv_expression(name, type_name) for name, type_name in columns))
+    csv_params = {key: value for key, value in _TEXT_PATTERNS.items() if f"${key}" in csv_sql}
+    parquet_sql = ordered(", ".join(f"src.{_quote(name)}" for name, _ in columns))
+    return _Query(csv_sql, csv_params), _Query(parquet_sql, {})
 
 
-def _reader(con: duckdb.DuckDBPyConnection, sql: str) -> pa.RecordBatchReader:
-    return con.sql(sql).to_arrow_reader(_BATCH_ROWS)
+def _reader(con: duckdb.DuckDBPyConnection, query: _Query) -> pa.RecordBatchReader:
+    return con.sql(query.sql, params=query.params).to_arrow_reader(_BATCH_ROWS)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -168,8 +176,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     return path
 
 
-def _write_csv(con: duckdb.DuckDBPyConnection, sql: str, handle: BinaryIO) -> None:
-    reader = _reader(con, sql)
+def _write_csv(con: duckdb.DuckDBPyConnection, query: _Query, handle: BinaryIO) -> None:
+    reader = _reader(con, query)
     # Column names are plain identifiers: the header row needs no quoting.
     handle.write((",".join(reader.schema.names) + "\n").encode("utf-8"))
     options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
@@ -178,8 +186,8 @@ def _write_csv(con: duckdb.DuckDBPyConnection, sql: str, handle: BinaryIO) -> No
             writer.write_batch(batch)
 
 
-def _write_parquet(con: duckdb.DuckDBPyConnection, sql: str, handle: BinaryIO) -> None:
-    reader = _reader(con, sql)
+def _write_parquet(con: duckdb.DuckDBPyConnection, query: _Query, handle: BinaryIO) -> None:
+    reader = _reader(con, query)
     with pq.ParquetWriter(handle, reader.schema) as writer:
         for batch in reader:
             writer.write_batch(batch)
@@ -193,14 +201,13 @@ def write_exports(con: duckdb.DuckDBPyConnection, out_dir: str | Path) -> dict[s
     folder = Path(out_dir)
     written: dict[str, Path] = {}
     for name, spec in EXPORTS.items():
-        csv_sql = _ordered_select(con, spec, csv=True)
-        parquet_sql = _ordered_select(con, spec, csv=False)
+        csv_query, parquet_query = _export_queries(con, spec)
         written[f"{name}.csv"] = atomic_write(
-            folder / f"{name}.csv", lambda handle, sql=csv_sql: _write_csv(con, sql, handle)
+            folder / f"{name}.csv", lambda handle, q=csv_query: _write_csv(con, q, handle)
         )
         written[f"{name}.parquet"] = atomic_write(
             folder / f"{name}.parquet",
-            lambda handle, sql=parquet_sql: _write_parquet(con, sql, handle),
+            lambda handle, q=parquet_query: _write_parquet(con, q, handle),
         )
     return written
 

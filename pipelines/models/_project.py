@@ -74,19 +74,29 @@ def _check_identifier(name: str, what: str) -> str:
     return name
 
 
+class _Relation:
+    """What seeds and models share: a name in a schema."""
+
+    name: str
+
+    @property
+    def schema(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def relation(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
 @dataclass(frozen=True)
-class Seed:
+class Seed(_Relation):
     name: str
     path: Path
     override_env: str | None = None
 
     @property
-    def relation(self) -> str:
-        return f"{SEED_SCHEMA}.{self.name}"
-
-    @property
-    def kind(self) -> str:
-        return "seed"
+    def schema(self) -> str:
+        return SEED_SCHEMA
 
     def source_path(self, environ: Mapping[str, str] | None = None) -> Path:
         """The file to load: the override named by the environment, else the bundled one."""
@@ -102,7 +112,7 @@ class Seed:
 
 
 @dataclass(frozen=True)
-class Model:
+class Model(_Relation):
     name: str
     layer: str
     path: Path
@@ -118,14 +128,6 @@ class Model:
     @property
     def schema(self) -> str:
         return self.layer
-
-    @property
-    def relation(self) -> str:
-        return f"{self.layer}.{self.name}"
-
-    @property
-    def kind(self) -> str:
-        return "model"
 
     @property
     def raw_tables(self) -> frozenset[str]:

@@ -30,7 +30,6 @@ from pathlib import Path
 import duckdb
 
 from pipelines.models._project import (
-    SEED_SCHEMA,
     Model,
     ModelError,
     Project,
@@ -199,8 +198,8 @@ def _build_one(
 ) -> BuildResult:
     con.execute("BEGIN TRANSACTION")
     try:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {node.schema}")
         if isinstance(node, Seed):
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {SEED_SCHEMA}")
             select, source = _seed_select(node, environ)
             _drop_other_kind(con, node.relation, "table")
             con.execute(
@@ -212,7 +211,6 @@ def _build_one(
             )
             kind = "seed"
         else:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {node.schema}")
             kind = node.materialized
             if kind == "history":
                 _build_history(con, node, run_at)

@@ -12,22 +12,19 @@ pressone_esims as (
     select * from staging.stg_pressone_esims
 ),
 
+-- By name: a column one provider's model lacks would be empty for its rows.
 unioned as (
-    select
-        provider, order_no, esim_key, iccid, status_raw, status_source, canonical_state,
-        package_code, amount, currency, total_bytes, used_bytes, is_unlimited, last_synced_at,
-        usage_observed, is_order_level
-    from esimtrade_esims
-    union all
-    select
-        provider, order_no, esim_key, iccid, status_raw, status_source, canonical_state,
-        package_code, amount, currency, total_bytes, used_bytes, is_unlimited, last_synced_at,
-        usage_observed, is_order_level
-    from pressone_esims
+    select * from esimtrade_esims
+    union all by name
+    select * from pressone_esims
 ),
 
 final as (
-    select * from unioned
+    select
+        provider, order_no, esim_key, iccid, status_raw, status_source, canonical_state,
+        package_code, amount, currency, total_bytes, used_bytes, is_unlimited, last_synced_at,
+        usage_observed, is_order_level
+    from unioned
 )
 
 select * from final

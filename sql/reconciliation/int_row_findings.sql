@@ -1,4 +1,4 @@
--- description: Every finding (rules section 3) attached to the reconciliation row it concerns (row_id; null for a failed sync of an order no row knows), before findings sharing a key are merged.
+-- description: Every finding (rules section 3) attached to the reconciliation row it concerns (row_id; null for a failed sync of an order no row knows), before findings sharing a key are merged into one (in reports.discrepancy_history).
 -- materialized: table
 with
 
@@ -236,38 +236,40 @@ pressone_sync_failed as (
     where pressone_last_attempts.outcome = 'failed'
 ),
 
-invalid_transition as (
+-- The eSIM's most recent change of state or of used bytes, when it breaks a rule (sections 4
+-- and 5): the previous value is the local_value, the current one the provider_value.
+latest_bad_changes as (
     select
-        recon_rows.row_id, recon_rows.provider, recon_rows.order_no,
-        recon_rows.finding_iccid as iccid,
+        provider, order_no, esim_key,
         'invalid_transition' as discrepancy_type,
-        'warning' as severity,
-        state_transitions.from_state as local_value,
-        state_transitions.to_state as provider_value,
-        recon_rows.local_line_no, recon_rows.provider_esim_key
+        from_state as local_value,
+        to_state as provider_value
     from state_transitions
-    inner join recon_rows
-        on recon_rows.provider = state_transitions.provider
-        and recon_rows.order_no = state_transitions.order_no
-        and recon_rows.provider_esim_key = state_transitions.esim_key
-    where state_transitions.is_latest and state_transitions.is_invalid
+    where is_latest and is_invalid
+    union all
+    select
+        provider, order_no, esim_key,
+        'usage_regression' as discrepancy_type,
+        cast(previous_used_bytes as varchar) as local_value,
+        cast(used_bytes as varchar) as provider_value
+    from usage_changes
+    where is_latest and is_decrease
 ),
 
-usage_regression as (
+history_findings as (
     select
         recon_rows.row_id, recon_rows.provider, recon_rows.order_no,
         recon_rows.finding_iccid as iccid,
-        'usage_regression' as discrepancy_type,
+        latest_bad_changes.discrepancy_type,
         'warning' as severity,
-        cast(usage_changes.previous_used_bytes as varchar) as local_value,
-        cast(usage_changes.used_bytes as varchar) as provider_value,
+        latest_bad_changes.local_value,
+        latest_bad_changes.provider_value,
         recon_rows.local_line_no, recon_rows.provider_esim_key
-    from usage_changes
+    from latest_bad_changes
     inner join recon_rows
-        on recon_rows.provider = usage_changes.provider
-        and recon_rows.order_no = usage_changes.order_no
-        and recon_rows.provider_esim_key = usage_changes.esim_key
-    where usage_changes.is_latest and usage_changes.is_decrease
+        on recon_rows.provider = latest_bad_changes.provider
+        and recon_rows.order_no = latest_bad_changes.order_no
+        and recon_rows.provider_esim_key = latest_bad_changes.esim_key
 ),
 
 final as (
@@ -282,8 +284,7 @@ final as (
     union all select * from invalid_iccid
     union all select * from esimtrade_sync_failed
     union all select * from pressone_sync_failed
-    union all select * from invalid_transition
-    union all select * from usage_regression
+    union all select * from history_findings
 )
 
 select * from final

@@ -16,10 +16,12 @@
 -- column resolved_at: Run time (UTC) of the first run that no longer found it; empty while open.
 with
 
-findings as (
-    select * from reconciliation.int_findings
+row_findings as (
+    select * from reconciliation.int_row_findings
 ),
 
+-- The findings present now, one per finding key: findings of several rows sharing a key are one
+-- finding, described by its first row (critical first, then by local line, then by eSIM key).
 final as (
     select
         provider,
@@ -31,7 +33,14 @@ final as (
         provider_value,
         local_line_no,
         provider_esim_key
-    from findings
+    from row_findings
+    qualify row_number() over (
+        partition by provider, order_no, iccid, discrepancy_type
+        order by
+            case severity when 'critical' then 0 else 1 end,
+            local_line_no nulls last,
+            provider_esim_key nulls last
+    ) = 1
 )
 
 select * from final

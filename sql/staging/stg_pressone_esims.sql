@@ -36,7 +36,6 @@ final as (
         'pressone' as provider,
         order_sims.order_no,
         order_sims.esim_key,
-        cast(null as varchar) as esim_tran_no,
         order_sims.iccid,
         concat_ws('/', order_sims.order_status, latest_usage.status_raw) as status_raw,
         case when latest_usage.status_key is not null then 'order+usage' else 'order' end
@@ -48,11 +47,9 @@ final as (
         latest_usage.total_bytes,
         latest_usage.used_bytes,
         coalesce(latest_usage.is_unlimited, false) as is_unlimited,
-        cast(null as varchar) as smdp_status,
         latest_usage.fetched_at as last_synced_at,
         latest_usage.fetched_at is not null as usage_observed,
         order_sims.is_order_level,
-        true as in_stored_list,
         order_sims.order_id,
         order_sims.created_at
     from order_sims

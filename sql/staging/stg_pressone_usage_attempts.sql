@@ -1,6 +1,7 @@
 -- description: Every PressOne usage fetch (/sims/{iccid}/usage), typed, amounts in bytes (MB x 1,048,576, exact), attributed to the sim order holding the ICCID (the reported order when it holds it, else the newest order with that ICCID).
 -- materialized: table
--- state_columns: canonical_state
+-- The usage status makes a canonical state only together with the order status: see
+-- stg_pressone_state_history.
 with
 
 pressone_usage as (
@@ -9,11 +10,6 @@ pressone_usage as (
 
 order_sims as (
     select * from staging.stg_pressone_order_sims
-),
-
-status_map as (
-    select * from seeds.canonical_status_map
-    where provider = 'pressone' and vocabulary = 'usage_status'
 ),
 
 sims as (
@@ -60,10 +56,6 @@ final as (
         typed.iccid,
         typed.status_raw,
         typed.status_key,
-        case
-            when typed.status_key is null then null
-            else coalesce(status_map.canonical_state, 'unknown')
-        end as canonical_state,
         typed.is_unlimited,
         case when not typed.is_unlimited then
             cast(round(typed.total_mb * 1048576) as bigint)
@@ -79,7 +71,6 @@ final as (
     left join sims as exact
         on exact.iccid = typed.iccid and exact.order_no = typed.reported_order_no
     left join newest_order_per_iccid as newest on newest.iccid = typed.iccid
-    left join status_map on status_map.raw_value = typed.status_key
 )
 
 select * from final

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,11 +16,6 @@ from pipelines.warehouse import Warehouse, append_frames, table_schema
 
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 MB = 1_048_576
-
-ICCID_A = "8948010000095399804"
-ICCID_B = "8948010000095399812"
-ICCID_C = "8948010000095399820"
-ICCID_D = "89480100000953998380"  # 20 digits
 
 
 def _frame(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
@@ -38,6 +34,44 @@ def _frame(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]
         for c in columns
     }
     return pl.DataFrame(data, schema={c: types[c] for c in columns})
+
+
+def _answered(row: dict[str, Any]) -> dict[str, Any]:
+    """A successful eSIMTrade sync answers for the order requested, with HTTP 200."""
+    if row.get("outcome", "ok") != "ok":
+        return row
+    return {"order_no": row.get("requested_order_no"), "http_status": 200, **row}
+
+
+def _provider_writer(
+    asset: str,
+    endpoint: str,
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    **defaults: Any,
+) -> Callable[..., None]:
+    """A RawLayer method writing rows of one provider ingestion asset (named like its table)."""
+    provider = asset.split("_", 1)[0]
+
+    def write(
+        self: RawLayer,
+        rows: list[dict[str, Any]],
+        *,
+        run_id: str = "run-1",
+        at: datetime = T0,
+        status: str | None = "complete",
+    ) -> None:
+        base = {
+            "run_id": run_id,
+            "fetched_at": at,
+            "source_endpoint": endpoint,
+            "provider": provider,
+            "payload": "{}",
+            **defaults,
+        }
+        full = [{**base, **(prepare(row) if prepare else row)} for row in rows]
+        self._write(f"raw.{asset}", asset, provider, full, run_id, at, status)
+
+    return write
 
 
 class RawLayer:
@@ -102,112 +136,23 @@ class RawLayer:
             full.append(item)
         self._write("raw.local_orders", "local_orders", None, full, run_id, at, status)
 
-    def esimtrade_orders(
-        self,
-        orders: list[dict[str, Any]],
-        *,
-        run_id: str = "run-1",
-        at: datetime = T0,
-        status: str | None = "complete",
-    ) -> None:
-        full = [
-            {
-                "run_id": run_id,
-                "fetched_at": at,
-                "source_endpoint": "/reseller/orders",
-                "provider": "esimtrade",
-                "quantity": 1,
-                "page": 1,
-                "payload": "{}",
-                **order,
-            }
-            for order in orders
-        ]
-        self._write(
-            "raw.esimtrade_orders", "esimtrade_orders", "esimtrade", full, run_id, at, status
-        )
-
-    def esimtrade_syncs(
-        self,
-        rows: list[dict[str, Any]],
-        *,
-        run_id: str = "run-1",
-        at: datetime = T0,
-        status: str | None = "complete",
-    ) -> None:
-        full = []
-        for row in rows:
-            item = {
-                "run_id": run_id,
-                "fetched_at": at,
-                "source_endpoint": "/portal/orders",
-                "provider": "esimtrade",
-                "outcome": "ok",
-                "payload": "{}",
-                **row,
-            }
-            if item["outcome"] == "ok":
-                item.setdefault("order_no", item.get("requested_order_no"))
-                item.setdefault("http_status", 200)
-            full.append(item)
-        self._write(
-            "raw.esimtrade_order_syncs",
-            "esimtrade_order_syncs",
-            "esimtrade",
-            full,
-            run_id,
-            at,
-            status,
-        )
-
-    def pressone_orders(
-        self,
-        rows: list[dict[str, Any]],
-        *,
-        run_id: str = "run-1",
-        at: datetime = T0,
-        status: str | None = "complete",
-    ) -> None:
-        full = [
-            {
-                "run_id": run_id,
-                "fetched_at": at,
-                "source_endpoint": "/customer/v2/orders",
-                "provider": "pressone",
-                "order_type": "sim",
-                "order_status": "completed",
-                "quantity": 1,
-                "currency": "USD",
-                "created_at": T0 - timedelta(days=1),
-                "payload": "{}",
-                **row,
-            }
-            for row in rows
-        ]
-        self._write("raw.pressone_orders", "pressone_orders", "pressone", full, run_id, at, status)
-
-    def pressone_usage(
-        self,
-        rows: list[dict[str, Any]],
-        *,
-        run_id: str = "run-1",
-        at: datetime = T0,
-        status: str | None = "complete",
-    ) -> None:
-        full = [
-            {
-                "run_id": run_id,
-                "fetched_at": at,
-                "source_endpoint": "/customer/v2/sims/usage",
-                "provider": "pressone",
-                "outcome": "ok",
-                "is_unlimited": False,
-                "payload": "{}",
-                **row,
-            }
-            for row in rows
-        ]
-        self._write("raw.pressone_usage", "pressone_usage", "pressone", full, run_id, at, status)
+    # One method per provider ingestion asset, writing rows over that asset's defaults.
+    esimtrade_orders = _provider_writer("esimtrade_orders", "/reseller/orders", quantity=1, page=1)
+    esimtrade_syncs = _provider_writer(
+        "esimtrade_order_syncs", "/portal/orders", prepare=_answered, outcome="ok"
+    )
+    pressone_orders = _provider_writer(
+        "pressone_orders",
+        "/customer/v2/orders",
+        order_type="sim",
+        order_status="completed",
+        quantity=1,
+        currency="USD",
+        created_at=T0 - timedelta(days=1),
+    )
+    pressone_usage = _provider_writer(
+        "pressone_usage", "/customer/v2/sims/usage", outcome="ok", is_unlimited=False
+    )
 
 
 def build_all(con: duckdb.DuckDBPyConnection, at: datetime = T0) -> None:
@@ -240,4 +185,40 @@ def verdicts(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return {
         r["row_id"]: r["match_verdict"]
         for r in query(con, "select row_id, match_verdict from reports.reconciliation")
+    }
+
+
+# eSIMTrade rows as most tests plant them: package PK1, 1.0000 USD, in use. Keyword arguments
+# override or add columns.
+def local_row(order_no: str, iccid: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A local orders file row of an eSIMTrade order."""
+    return {
+        "provider": "esimtrade",
+        "order_no": order_no,
+        "iccid": iccid,
+        "package_code": "PK1",
+        "amount": "1.0000",
+        **extra,
+    }
+
+
+def list_row(order_no: str, **extra: Any) -> dict[str, Any]:
+    """An eSIMTrade stored-list (/reseller/orders) row."""
+    return {
+        "provider_order_no": order_no,
+        "status": "in_use",
+        "package_code": "PK1",
+        "cost_price": "1.0000",
+        **extra,
+    }
+
+
+def sync_row(order_no: str, esim_tran_no: str, iccid: str | None, **extra: Any) -> dict[str, Any]:
+    """A successful eSIMTrade sync (/portal/orders) of one eSIM of an order."""
+    return {
+        "requested_order_no": order_no,
+        "esim_tran_no": esim_tran_no,
+        "iccid": iccid,
+        "esim_status": "IN_USE",
+        **extra,
     }

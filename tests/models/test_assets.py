@@ -16,7 +16,7 @@ from assets.reports import report_assets
 from pipelines.models import DISCREPANCY_TYPES, project
 from pipelines.resources import WarehouseResource
 
-from .helpers import MB, RawLayer
+from .helpers import MB, RawLayer, list_row, local_row, sync_row
 
 ALL = [*model_assets, *model_checks, *report_assets]
 
@@ -70,56 +70,13 @@ def _plant(db: Path) -> None:
     raw = RawLayer(con)
     raw.local_orders(
         [
-            {
-                "provider": "esimtrade",
-                "order_no": "B1",
-                "iccid": "8944000000000000001",
-                "package_code": "PK1",
-                "amount": "1.0000",
-            },
-            {
-                "provider": "esimtrade",
-                "order_no": "B2",
-                "iccid": "8944000000000000002",
-                "package_code": "PK1",
-                "amount": "1.0000",
-                "status": "cancelled",
-            },
+            local_row("B1", "8944000000000000001"),
+            local_row("B2", "8944000000000000002", status="cancelled"),
         ]
     )
-    raw.esimtrade_orders(
-        [
-            {
-                "provider_order_no": "B1",
-                "status": "in_use",
-                "package_code": "PK1",
-                "cost_price": "1.0000",
-            },
-            {
-                "provider_order_no": "B2",
-                "status": "in_use",
-                "package_code": "PK1",
-                "cost_price": "1.0000",
-            },
-            {
-                "provider_order_no": "B3",
-                "status": "in_use",
-                "package_code": "PK1",
-                "cost_price": "1.0000",
-            },
-        ]
-    )
+    raw.esimtrade_orders([list_row(order_no) for order_no in ("B1", "B2", "B3")])
     raw.esimtrade_syncs(
-        [
-            {
-                "requested_order_no": "B1",
-                "esim_tran_no": "t1",
-                "iccid": "8944000000000000001",
-                "esim_status": "IN_USE",
-                "total_volume": 100 * MB,
-                "order_usage": 10 * MB,
-            }
-        ]
+        [sync_row("B1", "t1", "8944000000000000001", total_volume=100 * MB, order_usage=10 * MB)]
     )
     con.close()
 

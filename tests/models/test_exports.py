@@ -16,7 +16,7 @@ import pytest
 from pipelines import exports
 from pipelines.exports import EXPORTS, read_only_query, write_exports
 
-from .helpers import MB, T0, RawLayer, build_all
+from .helpers import MB, T0, RawLayer, build_all, list_row, local_row, sync_row
 
 HOSTILE = '=HYPERLINK("http://x","y")'
 
@@ -28,50 +28,24 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     raw = RawLayer(con)
     raw.local_orders(
         [
-            {
-                "provider": "esimtrade",
-                "order_no": "B1",
-                "iccid": "8944000000000000001",
-                "package_code": HOSTILE,
-                "amount": "12.5000",
-                "status": "@active",
-            },
-            {
-                "provider": "esimtrade",
-                "order_no": "B2",
-                "iccid": "8944000000000000002",
-                "package_code": "-2+3+cmd|' /C calc'!A0",
-                "amount": "-3.2500",
-            },
+            local_row(
+                "B1",
+                "8944000000000000001",
+                package_code=HOSTILE,
+                amount="12.5000",
+                status="@active",
+            ),
+            local_row(
+                "B2",
+                "8944000000000000002",
+                package_code="-2+3+cmd|' /C calc'!A0",
+                amount="-3.2500",
+            ),
         ]
     )
-    raw.esimtrade_orders(
-        [
-            {
-                "provider_order_no": "B1",
-                "status": "in_use",
-                "package_code": "PK1",
-                "cost_price": "12.5000",
-            },
-            {
-                "provider_order_no": "B2",
-                "status": "in_use",
-                "package_code": "PK1",
-                "cost_price": "1.0000",
-            },
-        ]
-    )
+    raw.esimtrade_orders([list_row("B1", cost_price="12.5000"), list_row("B2")])
     raw.esimtrade_syncs(
-        [
-            {
-                "requested_order_no": "B1",
-                "esim_tran_no": "t1",
-                "iccid": "8944000000000000001",
-                "esim_status": "IN_USE",
-                "total_volume": 500 * MB,
-                "order_usage": 600 * MB,
-            },
-        ],
+        [sync_row("B1", "t1", "8944000000000000001", total_volume=500 * MB, order_usage=600 * MB)],
         at=T0 + timedelta(microseconds=250_000),
     )
     build_all(con)

@@ -14,7 +14,7 @@ import pytest
 
 from pipelines.models import DISCREPANCY_TYPES
 
-from .helpers import MB, T0, RawLayer, build_all, findings, query
+from .helpers import MB, T0, RawLayer, build_all, findings, list_row, local_row, query
 
 
 def iccid(n: int) -> str:
@@ -99,25 +99,9 @@ def _plant(raw: RawLayer) -> None:
     sync_rows: list[tuple[int, dict]] = []
     for n, (order_no, local, listed, syncs) in enumerate(ESIMTRADE, start=1):
         if local is not None:
-            local_rows.append(
-                {
-                    "provider": "esimtrade",
-                    "order_no": order_no,
-                    "package_code": "PK1",
-                    "amount": "1.2500",
-                    **local,
-                }
-            )
+            local_rows.append(local_row(order_no, **{"amount": "1.2500", **local}))
         if listed is not None:
-            list_rows.append(
-                {
-                    "provider_order_no": order_no,
-                    "status": "in_use",
-                    "package_code": "PK1",
-                    "cost_price": "1.2500",
-                    **listed,
-                }
-            )
+            list_rows.append(list_row(order_no, **{"cost_price": "1.2500", **listed}))
         for attempt, sync in enumerate(syncs):
             row = {"requested_order_no": order_no, **sync}
             if row.get("outcome", "ok") == "ok":
@@ -323,14 +307,21 @@ def test_every_row_appears_once_in_reconciliation(scenario):
         select
             (select count(*) from staging.stg_local_orders) as local_rows,
             (select count(distinct local_line_no) from reports.reconciliation) as local_in_report,
+            (select count(local_line_no) from reports.reconciliation) as local_report_rows,
             (select count(*) from reconciliation.int_provider_esims) as provider_esims,
             (select count(*) from reports.reconciliation where provider_esim_key is not null)
                 as provider_in_report,
+            (select count(distinct (provider, order_no, provider_esim_key))
+                from reports.reconciliation where provider_esim_key is not null)
+                as distinct_provider_in_report,
             (select count(*) from reports.reconciliation) as report_rows
         """,
     )
     assert counts["local_rows"] == counts["local_in_report"]
     assert counts["provider_esims"] == counts["provider_in_report"]
+    # "once": no local row and no provider eSIM stands on two rows
+    assert counts["local_report_rows"] == counts["local_in_report"]
+    assert counts["distinct_provider_in_report"] == counts["provider_in_report"]
     matched = query(
         scenario,
         "select count(*) as n from reports.reconciliation "

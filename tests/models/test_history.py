@@ -20,7 +20,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from .helpers import MB, T0, RawLayer, query
+from pipelines.models import build
+
+from .helpers import MB, T0, RawLayer, list_row, local_row, query, sync_row
 
 O1 = "B26011012000001"
 C1 = "20260110-000001"
@@ -35,15 +37,15 @@ REPORTS = ("reconciliation", "discrepancies", "usage", "usage_daily", "status_tr
 def _sync(raw: RawLayer, status: str, used_mib: int, *, run_id: str, at, log="complete"):
     raw.esimtrade_syncs(
         [
-            {
-                "requested_order_no": O1,
-                "esim_tran_no": "t1",
-                "iccid": ICCID_1,
-                "esim_status": status,
-                "total_volume": 1024 * MB,
-                "order_usage": used_mib * MB,
-                "package_code": "PK1",
-            }
+            sync_row(
+                O1,
+                "t1",
+                ICCID_1,
+                esim_status=status,
+                total_volume=1024 * MB,
+                order_usage=used_mib * MB,
+                package_code="PK1",
+            )
         ],
         run_id=run_id,
         at=at,
@@ -68,18 +70,7 @@ def _usage(raw: RawLayer, status: str, total: float, remaining: float, *, run_id
 
 
 def _lists(raw: RawLayer, *, run_id: str, at) -> None:
-    raw.esimtrade_orders(
-        [
-            {
-                "provider_order_no": O1,
-                "status": "in_use",
-                "package_code": "PK1",
-                "cost_price": "2.0000",
-            }
-        ],
-        run_id=run_id,
-        at=at,
-    )
+    raw.esimtrade_orders([list_row(O1, cost_price="2.0000")], run_id=run_id, at=at)
     raw.pressone_orders(
         [
             {
@@ -97,29 +88,20 @@ def _lists(raw: RawLayer, *, run_id: str, at) -> None:
 
 
 def _snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]:
-    shot = {name: query(con, f"select * from reports.{name} order by all") for name in REPORTS}
-    shot["discrepancy_history"] = query(
-        con, "select * from reports.discrepancy_history order by all"
-    )
-    return shot
+    return {
+        name: query(con, f"select * from reports.{name} order by all")
+        for name in (*REPORTS, "discrepancy_history")
+    }
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict]]:
-    from pipelines.models import build
-
     con = duckdb.connect(str(tmp_path_factory.mktemp("history") / "warehouse.duckdb"))
     raw = RawLayer(con)
     shots: dict[str, dict] = {}
     raw.local_orders(
         [
-            {
-                "provider": "esimtrade",
-                "order_no": O1,
-                "iccid": ICCID_1,
-                "package_code": "PK1",
-                "amount": "2.0000",
-            },
+            local_row(O1, ICCID_1, amount="2.0000"),
             {
                 "provider": "pressone",
                 "order_no": C1,
@@ -127,13 +109,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict]]:
                 "package_code": "pk-1gb",
                 "amount": "4.0000",
             },
-            {
-                "provider": "esimtrade",
-                "order_no": LOST,
-                "iccid": None,
-                "package_code": "PK1",
-                "amount": "2.0000",
-            },
+            local_row(LOST, None, amount="2.0000"),
         ]
     )
     # run 1, day 1

@@ -6,7 +6,18 @@ from datetime import timedelta
 
 from pipelines.models import build
 
-from .helpers import MB, T0, build_all, finding_keys, findings, query, verdicts
+from .helpers import (
+    MB,
+    T0,
+    build_all,
+    finding_keys,
+    findings,
+    list_row,
+    local_row,
+    query,
+    sync_row,
+    verdicts,
+)
 
 O1 = "B26011012000001"
 O2 = "B26011012000002"
@@ -17,45 +28,20 @@ ICCID_3 = "8944000000000000003"
 
 def _esimtrade_order(raw, order_no, esims, *, cost="1.0000", run_id="run-1", at=T0, qty=None):
     raw.esimtrade_orders(
-        [
-            {
-                "provider_order_no": order_no,
-                "status": "in_use",
-                "package_code": "PK1",
-                "cost_price": cost,
-                "quantity": qty or max(len(esims), 1),
-            }
-        ],
+        [list_row(order_no, cost_price=cost, quantity=qty or max(len(esims), 1))],
         run_id=run_id,
         at=at,
     )
     raw.esimtrade_syncs(
         [
-            {
-                "requested_order_no": order_no,
-                "esim_tran_no": tran,
-                "iccid": iccid,
-                "esim_status": "IN_USE",
-                "total_volume": 500 * MB,
-                "order_usage": 0,
-                "package_code": "PK1",
-            }
+            sync_row(
+                order_no, tran, iccid, total_volume=500 * MB, order_usage=0, package_code="PK1"
+            )
             for tran, iccid in esims
         ],
         run_id=run_id,
         at=at,
     )
-
-
-def _local(order_no, iccid=None, **extra):
-    return {
-        "provider": "esimtrade",
-        "order_no": order_no,
-        "iccid": iccid,
-        "package_code": "PK1",
-        "amount": "1.0000",
-        **extra,
-    }
 
 
 def _pairs(con):
@@ -71,7 +57,7 @@ def _pairs(con):
 
 def test_quantity_two_order_matches_per_esim_by_iccid(con, raw):
     # File order is the reverse of the provider's key order: the ICCIDs decide.
-    raw.local_orders([_local(O1, ICCID_2), _local(O1, ICCID_1)])
+    raw.local_orders([local_row(O1, ICCID_2), local_row(O1, ICCID_1)])
     _esimtrade_order(raw, O1, [("t1", ICCID_1), ("t2", ICCID_2)])
     build_all(con)
     assert _pairs(con) == {(2, "t2", "order_and_iccid"), (3, "t1", "order_and_iccid")}
@@ -80,7 +66,7 @@ def test_quantity_two_order_matches_per_esim_by_iccid(con, raw):
 
 
 def test_quantity_two_order_with_empty_local_iccids_pairs_in_order(con, raw):
-    raw.local_orders([_local(O1), _local(O1, "  ")])
+    raw.local_orders([local_row(O1), local_row(O1, "  ")])
     _esimtrade_order(raw, O1, [("t2", ICCID_2), ("t1", ICCID_1)])
     build_all(con)
     # Provider eSIMs are paired by ICCID (nulls last) then key; local rows by file line.
@@ -92,25 +78,15 @@ def test_quantity_two_order_with_empty_local_iccids_pairs_in_order(con, raw):
 
 
 def test_exact_iccid_first_then_the_rest_of_the_order(con, raw):
-    raw.local_orders([_local(O1), _local(O1, ICCID_2)])
+    raw.local_orders([local_row(O1), local_row(O1, ICCID_2)])
     _esimtrade_order(raw, O1, [("t1", ICCID_1), ("t2", ICCID_2)])
     build_all(con)
     assert _pairs(con) == {(3, "t2", "order_and_iccid"), (2, "t1", "order_position")}
 
 
 def test_extra_local_row_of_an_order_known_only_as_a_whole_is_not_checked(con, raw):
-    raw.local_orders([_local(O1, status="ready"), _local(O1, status="ready")])
-    raw.esimtrade_orders(
-        [
-            {
-                "provider_order_no": O1,
-                "status": "got_resource",
-                "package_code": "PK1",
-                "cost_price": "1.0000",
-                "quantity": 2,
-            }
-        ]
-    )
+    raw.local_orders([local_row(O1, status="ready"), local_row(O1, status="ready")])
+    raw.esimtrade_orders([list_row(O1, status="got_resource", quantity=2)])
     build_all(con)
     assert verdicts(con) == {"L2": "matched", "L3": "not_checked"}
     [row] = query(con, "select * from reports.reconciliation where row_id = 'L2'")
@@ -121,7 +97,7 @@ def test_extra_local_row_of_an_order_known_only_as_a_whole_is_not_checked(con, r
 
 def test_extra_local_row_in_an_order_the_provider_knows_is_not_judged(con, raw):
     # Rules 2.3: missing_at_provider only when the provider does not know the order.
-    raw.local_orders([_local(O1, ICCID_1), _local(O1), _local(O2, ICCID_2)])
+    raw.local_orders([local_row(O1, ICCID_1), local_row(O1), local_row(O2, ICCID_2)])
     _esimtrade_order(raw, O1, [("t1", ICCID_1)])
     raw.esimtrade_syncs([{"requested_order_no": O2, "outcome": "not_found", "http_status": 404}])
     build_all(con)
@@ -130,18 +106,10 @@ def test_extra_local_row_in_an_order_the_provider_knows_is_not_judged(con, raw):
 
 
 def test_a_failed_sync_of_a_list_only_order_lands_on_its_provider_row(con, raw):
-    raw.local_orders([_local(O1, ICCID_1, status="ready"), _local(O1, ICCID_2, status="ready")])
-    raw.esimtrade_orders(
-        [
-            {
-                "provider_order_no": O1,
-                "status": "got_resource",
-                "package_code": "PK1",
-                "cost_price": "1.0000",
-                "quantity": 2,
-            }
-        ]
+    raw.local_orders(
+        [local_row(O1, ICCID_1, status="ready"), local_row(O1, ICCID_2, status="ready")]
     )
+    raw.esimtrade_orders([list_row(O1, status="got_resource", quantity=2)])
     raw.esimtrade_syncs([{"requested_order_no": O1, "outcome": "failed", "http_status": 502}])
     build_all(con)
     assert verdicts(con) == {"L2": "matched", "L3": "not_checked"}
@@ -171,21 +139,12 @@ def test_a_local_row_naming_a_pressone_topup_order_is_not_missing(con, raw):
 def test_provider_never_ingested_is_not_checked(con, raw):
     raw.local_orders(
         [
-            _local(O1, ICCID_1),
+            local_row(O1, ICCID_1),
             {"provider": "pressone", "order_no": "20260110-000001", "iccid": ICCID_2},
         ]
     )
     # eSIMTrade syncs exist but no stored-list load ever completed; PressOne never ran.
-    raw.esimtrade_syncs(
-        [
-            {
-                "requested_order_no": O1,
-                "esim_tran_no": "t1",
-                "iccid": ICCID_1,
-                "esim_status": "IN_USE",
-            }
-        ]
-    )
+    raw.esimtrade_syncs([sync_row(O1, "t1", ICCID_1)])
     raw.esimtrade_orders(
         [{"provider_order_no": O1, "status": "in_use"}], run_id="crashed", status="failed"
     )
@@ -200,14 +159,14 @@ def test_provider_never_ingested_is_not_checked(con, raw):
 
 def test_no_local_load_means_provider_esims_are_not_checked(con, raw):
     _esimtrade_order(raw, O1, [("t1", ICCID_1)])
-    raw.local_orders([_local(O2, ICCID_2)], status=None)  # crashed load: no ingest_log row
+    raw.local_orders([local_row(O2, ICCID_2)], status=None)  # crashed load: no ingest_log row
     build_all(con)
     assert verdicts(con) == {f"P:esimtrade:{O1}:t1": "not_checked"}
     assert findings(con) == []
 
 
 def test_crashed_and_partial_list_loads_are_ignored(con, raw):
-    raw.local_orders([_local(O1, ICCID_1)])
+    raw.local_orders([local_row(O1, ICCID_1)])
     _esimtrade_order(raw, O1, [("t1", ICCID_1)])
     raw.esimtrade_orders(
         [{"provider_order_no": O2, "status": "in_use"}], run_id="run-2", at=T0, status=None
@@ -223,10 +182,10 @@ def test_crashed_and_partial_list_loads_are_ignored(con, raw):
 
 
 def test_latest_complete_local_load_wins(con, raw):
-    raw.local_orders([_local(O1, ICCID_1, amount="9.0000")], run_id="run-1", at=T0)
-    raw.local_orders([_local(O1, ICCID_1)], run_id="run-2", at=T0 + timedelta(hours=1))
+    raw.local_orders([local_row(O1, ICCID_1, amount="9.0000")], run_id="run-1", at=T0)
+    raw.local_orders([local_row(O1, ICCID_1)], run_id="run-2", at=T0 + timedelta(hours=1))
     raw.local_orders(
-        [_local(O1, ICCID_1, amount="7.0000")],
+        [local_row(O1, ICCID_1, amount="7.0000")],
         run_id="run-3",
         at=T0 + timedelta(hours=2),
         status=None,
@@ -239,31 +198,22 @@ def test_latest_complete_local_load_wins(con, raw):
 
 
 def test_latest_snapshot_per_order_and_per_esim(con, raw):
-    raw.local_orders([_local(O1, ICCID_1, amount="1.5000", status="depleted")])
+    raw.local_orders([local_row(O1, ICCID_1, amount="1.5000", status="depleted")])
     _esimtrade_order(raw, O1, [("t1", ICCID_1)], cost="1.0000", run_id="run-1", at=T0)
     later = T0 + timedelta(hours=3)
     raw.esimtrade_orders(
-        [
-            {
-                "provider_order_no": O1,
-                "status": "used_up",
-                "package_code": "PK1",
-                "cost_price": "1.5000",
-            }
-        ],
-        run_id="run-2",
-        at=later,
+        [list_row(O1, status="used_up", cost_price="1.5000")], run_id="run-2", at=later
     )
     raw.esimtrade_syncs(
         [
-            {
-                "requested_order_no": O1,
-                "esim_tran_no": "t1",
-                "iccid": ICCID_1,
-                "esim_status": "USED_UP",
-                "total_volume": 500 * MB,
-                "order_usage": 500 * MB,
-            }
+            sync_row(
+                O1,
+                "t1",
+                ICCID_1,
+                esim_status="USED_UP",
+                total_volume=500 * MB,
+                order_usage=500 * MB,
+            )
         ],
         run_id="run-2",
         at=later,
@@ -458,7 +408,7 @@ def test_local_status_map_override(con, raw, tmp_path):
     mapping = tmp_path / "statuses.csv"
     mapping.write_text("local_status,canonical_state\nActivated,active\nready,pending\n")
     raw.local_orders(
-        [_local(O1, ICCID_1, status=" ACTIVATED "), _local(O2, ICCID_2, status="ready")]
+        [local_row(O1, ICCID_1, status=" ACTIVATED "), local_row(O2, ICCID_2, status="ready")]
     )
     build(con, environ={"ESIM_RECON_LOCAL_STATUS_MAP": str(mapping)}, run_at=T0)
     states = {
@@ -494,14 +444,7 @@ def test_usage_report_needs_a_usage_observation(con, raw):
     raw.esimtrade_syncs(
         [
             {"requested_order_no": O1, "esim_status": "GETTING_RESOURCE"},
-            {
-                "requested_order_no": O2,
-                "esim_tran_no": "t2",
-                "iccid": ICCID_2,
-                "esim_status": "IN_USE",
-                "total_volume": 10 * MB,
-                "order_usage": MB,
-            },
+            sync_row(O2, "t2", ICCID_2, total_volume=10 * MB, order_usage=MB),
         ]
     )
     build_all(con)
