@@ -1,9 +1,11 @@
 """The report exports: CSV and Parquet files of the report relations, written atomically."""
 
+from pathlib import Path
+
 import dagster as dg
 
-from pipelines.exports import EXPORTS, export_dir, write_exports
-from pipelines.resources import WarehouseResource
+from pipelines.exports import EXPORTS, write_exports
+from pipelines.resources import ExportsResource, WarehouseResource
 
 
 @dg.asset(
@@ -16,8 +18,8 @@ from pipelines.resources import WarehouseResource
         "ESIM_RECON_EXPORT_DIR (default exports/)."
     ),
 )
-def report_exports(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    folder = export_dir()
+def report_exports(warehouse: WarehouseResource, exports: ExportsResource) -> dg.MaterializeResult:
+    folder = Path(exports.directory)
     with warehouse.connect() as con:
         written = write_exports(con, folder)
         counts = {

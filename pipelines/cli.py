@@ -180,7 +180,6 @@ def demo(orders: int, seed: int, demo_dir: Path, runs: int, faults: float) -> No
             esim_recon_retry_initial_wait=0.02,
             esim_recon_retry_max_wait=0.2,
         )
-        os.environ["ESIM_RECON_EXPORT_DIR"] = str(settings.esim_recon_export_dir)
         console.print(
             f"Simulator on 127.0.0.1:{simulator.port} with {orders} orders (seed {seed})."
         )

@@ -39,7 +39,6 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from pipelines.settings import DEFAULT_EXPORT_DIR
 from pipelines.warehouse import Warehouse
 
 _BATCH_ROWS = 100_000
@@ -69,11 +68,6 @@ EXPORTS: dict[str, ExportSpec] = {
         "reports.status_transitions", ("provider", "order_no", "esim_key", "first_seen_at")
     ),
 }
-
-
-def export_dir() -> Path:
-    """The export folder: ESIM_RECON_EXPORT_DIR, default `exports/` (as in `Settings`)."""
-    return Path(os.environ.get("ESIM_RECON_EXPORT_DIR") or DEFAULT_EXPORT_DIR)
 
 
 def _quote(identifier: str) -> str:

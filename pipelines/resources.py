@@ -15,7 +15,7 @@ import duckdb
 from pydantic import Field, SecretStr
 
 from pipelines.providers import ESIMTradeClient, PressOneClient, RetryPolicy
-from pipelines.settings import Settings
+from pipelines.settings import DEFAULT_EXPORT_DIR, Settings
 from pipelines.warehouse import Warehouse
 
 
@@ -115,6 +115,12 @@ class LocalOrdersResource(dg.ConfigurableResource):
     path: str | None = Field(default=None, description="CSV or Parquet file of local orders.")
 
 
+class ExportsResource(dg.ConfigurableResource):
+    """Where the CSV and Parquet reports go (ESIM_RECON_EXPORT_DIR)."""
+
+    directory: str = Field(default=str(DEFAULT_EXPORT_DIR), description="Export folder.")
+
+
 class RunOptionsResource(dg.ConfigurableResource):
     """How much of the provider state one run refreshes."""
 
@@ -170,5 +176,6 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
         "local_orders_file": LocalOrdersResource(
             path=str(settings.esim_recon_local_orders) if settings.esim_recon_local_orders else None
         ),
+        "exports": ExportsResource(directory=str(settings.esim_recon_export_dir)),
         "run_options": RunOptionsResource(),
     }

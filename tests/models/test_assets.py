@@ -14,7 +14,7 @@ import pytest
 from assets.models import model_assets, model_checks
 from assets.reports import report_assets
 from pipelines.models import DISCREPANCY_TYPES, project
-from pipelines.resources import WarehouseResource
+from pipelines.resources import ExportsResource, WarehouseResource
 
 from .helpers import MB, RawLayer, list_row, local_row, sync_row
 
@@ -60,7 +60,10 @@ def _materialize(db: Path, selection=None, assets=None) -> dg.ExecuteInProcessRe
     return dg.materialize(
         assets or ALL,
         selection=selection,
-        resources={"warehouse": WarehouseResource(database=str(db))},
+        resources={
+            "warehouse": WarehouseResource(database=str(db)),
+            "exports": ExportsResource(directory=str(db.parent / "exports")),
+        },
         raise_on_error=False,
     )
 
@@ -85,11 +88,9 @@ def _plant(db: Path) -> None:
 def materialized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     folder = tmp_path_factory.mktemp("dagster")
     db = folder / "warehouse.duckdb"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ESIM_RECON_EXPORT_DIR", str(folder / "exports"))
-        empty = _materialize(db, assets=[*model_assets, *report_assets])
-        _plant(db)
-        planted = _materialize(db)
+    empty = _materialize(db, assets=[*model_assets, *report_assets])
+    _plant(db)
+    planted = _materialize(db)
     yield {"db": db, "folder": folder, "empty": empty, "planted": planted}
 
 

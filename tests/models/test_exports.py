@@ -15,6 +15,8 @@ import pytest
 
 from pipelines import exports
 from pipelines.exports import EXPORTS, read_only_query, write_exports
+from pipelines.resources import resources_from_settings
+from pipelines.settings import Settings
 
 from .helpers import MB, T0, RawLayer, build_all, list_row, local_row, sync_row
 
@@ -153,10 +155,14 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(warehouse, tmp_path
 
 
 def test_export_dir_comes_from_the_environment(monkeypatch, tmp_path):
+    def configured() -> Path:
+        return Path(resources_from_settings(Settings())["exports"].directory)
+
     monkeypatch.delenv("ESIM_RECON_EXPORT_DIR", raising=False)
-    assert exports.export_dir() == Path("exports")
+    monkeypatch.chdir(tmp_path)  # no .env file here
+    assert configured() == Path("exports")
     monkeypatch.setenv("ESIM_RECON_EXPORT_DIR", str(tmp_path))
-    assert exports.export_dir() == tmp_path
+    assert configured() == tmp_path
 
 
 def test_read_only_query_reads_and_cannot_write(warehouse):

@@ -9,6 +9,7 @@ import duckdb
 
 from pipelines.resources import (
     ESIMTradeResource,
+    ExportsResource,
     LocalOrdersResource,
     PressOneResource,
     RunOptionsResource,
@@ -51,6 +52,7 @@ def simulator_resources(
             **options,
         ),
         "local_orders_file": LocalOrdersResource(path=str(local_orders)),
+        "exports": ExportsResource(directory=str(db_path.parent / "exports")),
         "run_options": RunOptionsResource(full_sync=full_sync),
     }
 
