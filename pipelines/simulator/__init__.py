@@ -8,7 +8,7 @@
 - ``simulate_main(...)`` is the ``esim-recon simulate`` command.
 """
 
-from pipelines.simulator.app import Credentials, SimulatorStats, create_app
+from pipelines.simulator.app import Credentials, SimulatorStats
 from pipelines.simulator.dataset import LOCAL_ORDERS_HEADER, Dataset, generate_dataset
 from pipelines.simulator.faults import FaultConfig, FaultKind, Limit, RateLimits
 from pipelines.simulator.server import RunningSimulator, run_forever, serve, simulate_main
@@ -23,7 +23,6 @@ __all__ = [
     "RateLimits",
     "RunningSimulator",
     "SimulatorStats",
-    "create_app",
     "generate_dataset",
     "run_forever",
     "serve",

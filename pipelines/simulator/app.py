@@ -3,7 +3,7 @@
 - eSIMTrade: ``/esimtrade/api/v1`` (``/portal/orders``, ``/reseller/orders``)
 - PressOne:  ``/pressone`` as API root (``/customer/v2/token``, ``/orders``, ``/orders/{id}``,
   ``/sims/{iccid}/usage``)
-- Control:   ``/_sim/health``, ``/_sim/stats``, ``/_sim/ground-truth``, ``POST /_sim/advance``
+- Control:   ``/_sim/health``, ``/_sim/stats``, ``POST /_sim/advance``
 
 Every provider request goes through ``ProviderGate`` first: latency, authentication, rate limits
 and injected faults, in that order. The endpoint handlers then serve the dataset.
@@ -21,7 +21,7 @@ import threading
 import time
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
@@ -148,15 +148,12 @@ class SimulatorState:
         drift = self.faults.can_inject(FaultKind.LIST_DRIFT)
         # How many of the newest orders (the head of each newest-first list) are still hidden.
         self.hidden = {
-            "esimtrade": dataset.esimtrade_drift if drift else 0,
-            "pressone": dataset.pressone_drift if drift else 0,
+            "esimtrade": sum(esim.drift for esim in dataset.esimtrade) if drift else 0,
+            "pressone": sum(order.drift for order in dataset.pressone) if drift else 0,
         }
         # PressOne orders are newest first: negated timestamps ascend, for range look-ups.
         self.pressone_keys = [-order.created_at.timestamp() for order in dataset.pressone]
         self.pressone_position = {order.id: index for index, order in enumerate(dataset.pressone)}
-        self.esimtrade_position = {
-            esim.order_no: index for index, esim in enumerate(dataset.esimtrade)
-        }
         self.tokens: dict[str, float] = {}
         limits = self.limits
         self.buckets = {
@@ -213,6 +210,13 @@ def _esimtrade_error(status: int, message: str, headers: dict[str, str] | None =
     return _json({"error": message}, status, headers)
 
 
+def _too_many(provider: str, headers: dict[str, str]) -> Response:
+    """A 429 as each provider words it (PressOne's is Laravel's throttle answer)."""
+    if provider == "esimtrade":
+        return _esimtrade_error(429, "rate limited", headers)
+    return _json({"message": "Too Many Attempts."}, 429, headers)
+
+
 def _gateway_page(status: int) -> Response:
     title = {502: "502 Bad Gateway", 504: "504 Gateway Time-out"}[status]
     html = (
@@ -248,13 +252,9 @@ def classify(path: str) -> tuple[str, str] | None:
 
 
 def _page_number(query: Sequence[tuple[str, str]]) -> int:
-    for name, value in query:
-        if name == "page":
-            try:
-                return int(value)
-            except ValueError:
-                return 1
-    return 1
+    """The requested page (1 when absent or not a positive number)."""
+    value = next((value for name, value in query if name == "page"), None)
+    return _positive_int(value, 1) or 1
 
 
 class ProviderGate:
@@ -352,19 +352,12 @@ class ProviderGate:
             wait = bucket.take()
         if not wait or bucket is None:
             return None
-        retry = str(max(1, math.ceil(wait)))
-        if provider == "esimtrade":
-            return _esimtrade_error(429, "rate limited", {"Retry-After": retry})
-        return _json(
-            {"message": "Too Many Attempts."},
-            429,
-            {
-                "Retry-After": retry,
-                "X-RateLimit-Limit": str(bucket.limit.requests),
-                "X-RateLimit-Remaining": "0",
-                "X-RateLimit-Reset": str(int(time.time() + wait)),
-            },
-        )
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+        if provider == "pressone":
+            headers["X-RateLimit-Limit"] = str(bucket.limit.requests)
+            headers["X-RateLimit-Remaining"] = "0"
+            headers["X-RateLimit-Reset"] = str(int(time.time() + wait))
+        return _too_many(provider, headers)
 
     def _usage_bucket(self, path: str) -> TokenBucket:
         iccid = path.rsplit("/", 2)[-2]
@@ -438,27 +431,12 @@ class ProviderGate:
         elif kind is FaultKind.RETRY_AFTER_DATE:
             # An HTTP date has whole seconds: one more second keeps the wait positive.
             headers["Retry-After"] = formatdate(time.time() + int(retry) + 1, usegmt=True)
-        if provider == "esimtrade":
-            return _esimtrade_error(429, "rate limited", headers)
-        return _json({"message": "Too Many Attempts."}, 429, headers)
+        return _too_many(provider, headers)
 
     def _truncating(self, send: Send) -> Send:
         stats = self.state.stats
-        start: Message = {}
-        chunks: list[bytes] = []
 
-        async def truncating(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            if message["type"] != "http.response.body":
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            body = b"".join(chunks)
+        async def truncate(start: Message, body: bytes) -> None:
             if start["status"] == 200 and len(body) > 1:
                 body = body[: len(body) // 2]
                 stats.faults[FaultKind.TRUNCATED_JSON] += 1
@@ -472,26 +450,14 @@ class ProviderGate:
             await send(start)
             await send({"type": "http.response.body", "body": body})
 
-        return truncating
+        return _whole_response(send, truncate)
 
     def _dropping(self, send: Send) -> tuple[Send, Callable[[], bool]]:
         stats = self.state.stats
-        chunks: list[bytes] = []
-        start: Message = {}
         dropped = False
 
-        async def dropping(message: Message) -> None:
-            nonlocal start, dropped
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            if message["type"] != "http.response.body":
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            body = b"".join(chunks)
+        async def drop(start: Message, body: bytes) -> None:
+            nonlocal dropped
             await send(start)  # still announces the full Content-Length
             await send(
                 {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
@@ -499,7 +465,27 @@ class ProviderGate:
             stats.faults[FaultKind.DISCONNECT] += 1
             dropped = True
 
-        return dropping, lambda: dropped
+        return _whole_response(send, drop), lambda: dropped
+
+
+def _whole_response(send: Send, finish: Callable[[Message, bytes], Awaitable[None]]) -> Send:
+    """A ``send`` that holds the response back until its body is complete, then hands the start
+    message and the whole body to ``finish`` (which sends what it likes)."""
+    start: Message = {}
+    chunks: list[bytes] = []
+
+    async def holding(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+        elif message["type"] != "http.response.body":
+            await send(message)
+        else:
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                await finish(start, b"".join(chunks))
+
+    return holding
 
 
 # =============================================================================================
@@ -545,17 +531,22 @@ def _positive_int(value: str | None, default: int) -> int | None:
     return number if number >= 1 else None
 
 
+def _paging(request: Request, size_name: str, default_size: int) -> tuple[int, int] | None:
+    """(page, page size clamped to 100) of a listing, or None unless both are positive integers."""
+    page = _positive_int(request.query_params.get("page"), 1)
+    size = _positive_int(request.query_params.get(size_name), default_size)
+    return None if page is None or size is None else (page, min(size, 100))
+
+
 async def esimtrade_list(request: Request) -> Response:
     state = _state(request)
-    params = request.query_params
-    page = _positive_int(params.get("page"), 1)
-    size = _positive_int(params.get("pageSize"), 20)
-    if page is None or size is None:
+    paging = _paging(request, "pageSize", 20)
+    if paging is None:
         return _esimtrade_error(400, "page and pageSize must be positive integers")
-    size = min(size, 100)
+    page, size = paging
+    params = request.query_params
     status = (params.get("status") or "").strip().lower()
     needle = (params.get("q") or "").strip().lower()
-    fault = request.scope.get("sim.fault")
     ds = state.dataset
     with ds.lock:
 
@@ -571,15 +562,7 @@ async def esimtrade_list(request: Request) -> Response:
             ]
             return rows, 0
 
-        rows, offset = _drifted(
-            state, "esimtrade", fault, request.scope.get("sim.detail", 0.0), page, size, select
-        )
-        total = len(rows) - offset
-        start = offset + (page - 1) * size
-        items = list(rows[start : start + size]) if start < len(rows) else []
-        if fault is FaultKind.DUPLICATE_ROW and items and start - 1 >= offset:
-            items.insert(0, rows[start - 1])
-            state.stats.faults[fault] += 1
+        items, total = _list_page(request, "esimtrade", page, size, select)
         body = {
             "page": page,
             "pageSize": size,
@@ -596,22 +579,25 @@ def _esimtrade_matches(esim: EsimTradeEsim, needle: str) -> bool:
     )
 
 
-def _drifted(
-    state: SimulatorState,
+def _list_page(
+    request: Request,
     provider: str,
-    fault: FaultKind | None,
-    detail: float,
     page: int,
     size: int,
     select: Callable[[], tuple[Sequence[Any], int]],
-) -> tuple[Sequence[Any], int]:
-    """Rows of a listing (and the offset where visible rows start), after list drift.
+) -> tuple[list[Any], int]:
+    """One page of a newest-first listing and the listing's total, after the list faults.
 
-    A drift fault on page 2 or later reveals a few hidden newest orders before the page is cut,
-    so the page shifts under the client. The last page of any listing reveals all that are still
-    hidden, so a client that finishes its walk (and notices the changed total) sees everything.
+    ``select`` gives the listing's rows and the offset where the visible ones start. A drift
+    fault on page 2 or later reveals a few hidden newest orders before the page is cut, so the
+    page shifts under the client. The last page of any listing reveals all that are still hidden,
+    so a client that finishes its walk (and notices the changed total) sees everything. A
+    duplicate-row fault repeats the previous page's last row at the top.
     """
+    state = _state(request)
+    fault = request.scope.get("sim.fault")
     drifting = fault is FaultKind.LIST_DRIFT and page >= 2 and state.hidden[provider]
+    detail = request.scope.get("sim.detail", 0.0)
     if drifting and state.reveal(provider, 1 + int(detail * state.faults.drift_batch)):
         state.stats.faults[FaultKind.LIST_DRIFT] += 1
     rows, offset = select()
@@ -620,7 +606,12 @@ def _drifted(
         if page >= 2:
             state.stats.faults[FaultKind.LIST_DRIFT] += 1
         rows, offset = select()
-    return rows, offset
+    start = offset + (page - 1) * size
+    items = list(rows[start : start + size])
+    if fault is FaultKind.DUPLICATE_ROW and items and start - 1 >= offset:
+        items.insert(0, rows[start - 1])
+        state.stats.faults[fault] += 1
+    return items, len(rows) - offset
 
 
 # =============================================================================================
@@ -687,12 +678,11 @@ def _include(request: Request) -> frozenset[str]:
 
 async def pressone_orders(request: Request) -> Response:
     state = _state(request)
-    params = request.query_params
-    page = _positive_int(params.get("page"), 1)
-    limit = _positive_int(params.get("limit"), 50)
-    if page is None or limit is None:
+    paging = _paging(request, "limit", 50)
+    if paging is None:
         return _pressone_error(422, "4008", "Validation failed")
-    limit = min(limit, 100)
+    page, limit = paging
+    params = request.query_params
     date_range = None
     if params.get("filter[created_at]"):
         matched = DATE_RANGE.match(params["filter[created_at]"])
@@ -709,7 +699,6 @@ async def pressone_orders(request: Request) -> Response:
     description = (params.get("filter[description]") or "").lower()
     status = params.get("filter[order_status]") or ""
     include = _include(request)
-    fault = request.scope.get("sim.fault")
     ds = state.dataset
 
     def keep(order: PressOneOrder) -> bool:
@@ -742,15 +731,7 @@ async def pressone_orders(request: Request) -> Response:
         return [order for order in candidates if position[order.id] >= hidden and keep(order)], 0
 
     with ds.lock:
-        rows, offset = _drifted(
-            state, "pressone", fault, request.scope.get("sim.detail", 0.0), page, limit, select
-        )
-        total = len(rows) - offset
-        start = offset + (page - 1) * limit
-        items = list(rows[start : start + limit]) if start < len(rows) else []
-        if fault is FaultKind.DUPLICATE_ROW and items and start - 1 >= offset:
-            items.insert(0, rows[start - 1])
-            state.stats.faults[fault] += 1
+        items, total = _list_page(request, "pressone", page, limit, select)
         data = [order.json(include) for order in items]
     last_page = max(1, math.ceil(total / limit))
     path = str(request.base_url).rstrip("/") + request.url.path
@@ -823,11 +804,6 @@ async def stats(request: Request) -> Response:
     return _json(_state(request).stats.snapshot())
 
 
-async def ground_truth(request: Request) -> Response:
-    dataset = _state(request).dataset
-    return _json(await asyncio.to_thread(dataset.ground_truth))
-
-
 async def advance(request: Request) -> Response:
     state = _state(request)
 
@@ -851,7 +827,6 @@ def create_app(state: SimulatorState) -> Starlette:
         Route(PRESSONE_API + "/sims/{iccid}/usage", pressone_usage, methods=["GET"]),
         Route("/_sim/health", health, methods=["GET"]),
         Route("/_sim/stats", stats, methods=["GET"]),
-        Route("/_sim/ground-truth", ground_truth, methods=["GET"]),
         Route("/_sim/advance", advance, methods=["POST"]),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(ProviderGate, state=state)])

@@ -15,12 +15,12 @@ import json
 import math
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pipelines.simulator import truth
 from pipelines.simulator.catalog import (
@@ -49,6 +49,7 @@ from pipelines.simulator.model import (
     PressOneSim,
     PressOneUsage,
     PressOneUser,
+    iso_utc,
 )
 
 LOCAL_ORDERS_HEADER = (
@@ -66,13 +67,14 @@ EPOCH_STEP = timedelta(days=1)
 HISTORY_SPAN = timedelta(days=180)
 
 
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _weighted(rng: random.Random, weights: tuple[tuple[str, float], ...]) -> str:
     names = [name for name, _ in weights]
     return rng.choices(names, weights=[w for _, w in weights])[0]
+
+
+def provider_shares(total: int) -> dict[str, int]:
+    """How ``total`` orders split between the providers (eSIMTrade takes the odd one)."""
+    return {"esimtrade": (total + 1) // 2, "pressone": total // 2}
 
 
 def plants_per_type(provider_orders: int) -> int:
@@ -127,8 +129,6 @@ class Dataset:
         for order in self.pressone:
             for sim in order.sims:
                 self.pressone_by_iccid.setdefault(sim.iccid, []).append(order)
-        self.esimtrade_drift = sum(1 for esim in self.esimtrade if esim.drift)
-        self.pressone_drift = sum(1 for order in self.pressone if order.drift)
 
     # --- local records ----------------------------------------------------------------------
 
@@ -449,8 +449,9 @@ def generate_dataset(seed: int = 7, orders: int = 1000, *, drift_orders: int = 0
     if orders < 0 or drift_orders < 0:
         raise ValueError("orders and drift_orders must not be negative")
     generator = _Generator(seed)
-    esimtrade = generator.esimtrade((orders + 1) // 2, (drift_orders + 1) // 2)
-    pressone, usage = generator.pressone(orders // 2, drift_orders // 2)
+    share, drift_share = provider_shares(orders), provider_shares(drift_orders)
+    esimtrade = generator.esimtrade(share["esimtrade"], drift_share["esimtrade"])
+    pressone, usage = generator.pressone(share["pressone"], drift_share["pressone"])
     dataset = Dataset(
         seed=seed,
         orders=orders,
@@ -472,26 +473,69 @@ def generate_dataset(seed: int = 7, orders: int = 1000, *, drift_orders: int = 0
 # =============================================================================================
 
 
+class _HasUid(Protocol):
+    @property
+    def uid(self) -> int: ...
+
+
+_Item = TypeVar("_Item", bound=_HasUid)
+_Pattern = TypeVar("_Pattern")
+
+
+class _RolePicker:
+    """Hands out planted roles: an eSIM (by uid) gets at most one (``Dataset.roles``), and the
+    random moves between epochs leave it alone afterwards."""
+
+    ds: Dataset
+
+    def pick(self, pool: Iterable[_Item], accept: Callable[[_Item], bool]) -> _Item | None:
+        """The first item of ``pool`` (already shuffled) without a role that ``accept`` takes;
+        it gets a role."""
+        for item in pool:
+            if item.uid not in self.ds.roles and accept(item):
+                self.ds.roles.add(item.uid)
+                return item
+        return None
+
+    def picks(
+        self, pool: Sequence[_Item], count: int, accept: Callable[[_Item], bool]
+    ) -> Iterator[_Item]:
+        """Up to ``count`` picks, one at a time (the caller changes each before the next)."""
+        for _ in range(count):
+            item = self.pick(pool, accept)
+            if item is not None:
+                yield item
+
+
+def _rotating(patterns: Sequence[_Pattern], count: int, plant: Callable[[_Pattern], bool]) -> None:
+    """``count`` times, plant the first pattern ``plant`` manages, starting one pattern further
+    along each time, so that every pattern gets its turn before any gets a second one."""
+    for index in range(count):
+        for shift in range(len(patterns)):
+            if plant(patterns[(index + shift) % len(patterns)]):
+                break
+
+
 @dataclass(slots=True)
 class _Target:
-    """A provider eSIM as a candidate for planting, with its clean local row."""
+    """A provider eSIM as a candidate for planting into the local file, with its clean row."""
 
     provider: str
     uid: int
     order_no: str
     single: bool  # the only eSIM of its order
     state: str
-    row: LocalRow | None
+    row: LocalRow
 
 
-class _Planter:
+class _Planter(_RolePicker):
     def __init__(self, dataset: Dataset, generator: _Generator) -> None:
         self.ds = dataset
         self.gen = generator
         self.rng = random.Random(f"{dataset.seed}:plant")
         self.k = {
-            "esimtrade": plants_per_type((dataset.orders + 1) // 2),
-            "pressone": plants_per_type(dataset.orders // 2),
+            provider: plants_per_type(count)
+            for provider, count in provider_shares(dataset.orders).items()
         }
 
     def plant(
@@ -517,48 +561,32 @@ class _Planter:
             }
         )
 
-    def pick(self, pool: list[Any], accept: Callable[[Any], bool]) -> Any | None:
-        """First element of ``pool`` (already shuffled) without a role that ``accept`` takes."""
-        for item in pool:
-            if item.uid not in self.ds.roles and accept(item):
-                self.ds.roles.add(item.uid)
-                return item
-        return None
+    def luhn_decoy(self, provider: str, order_no: str, iccid: str) -> None:
+        detail = "ICCID fails the Luhn check but has a valid shape: not a finding"
+        self.decoy(provider, order_no, iccid, "luhn_failure", detail)
 
     # --- provider side: poisoned syncs, over-volume usage, recycled ICCID, Luhn decoys -------
 
     def provider_side(self) -> None:
-        ds, rng = self.ds, self.rng
+        self.esimtrade_side()
+        self.pressone_side()
+
+    def esimtrade_side(self) -> None:
+        ds, rng, k = self.ds, self.rng, self.k["esimtrade"]
         et = [esim for esim in ds.esimtrade if not esim.drift]
         rng.shuffle(et)
-        k = self.k["esimtrade"]
-        for _ in range(k):
-            esim = self.pick(
-                et, lambda e: e.esim_status in ("GOT_RESOURCE", "IN_USE", "USED_UP", "CANCEL")
-            )
-            if esim:
-                esim.poisoned = True
-                esim.stored_status = esim.esim_status.lower()
-                self.plant(
-                    "esimtrade",
-                    esim.order_no,
-                    "sync_failed",
-                    "sync by order number always answers 500",
-                    uid=esim.uid,
-                )
-        for _ in range(k):
-            esim = self.pick(
-                et, lambda e: e.esim_status in ("IN_USE", "USED_UP") and e.total_volume
-            )
-            if esim:
-                esim.order_usage = esim.total_volume + rng.randrange(1, 300) * MIB
-                self.plant(
-                    "esimtrade",
-                    esim.order_no,
-                    "usage_exceeds_volume",
-                    f"orderUsage {esim.order_usage} > totalVolume {esim.total_volume}",
-                    uid=esim.uid,
-                )
+        live = ("GOT_RESOURCE", "IN_USE", "USED_UP", "CANCEL")
+        for esim in self.picks(et, k, lambda e: e.esim_status in live):
+            esim.poisoned = True
+            esim.stored_status = esim.esim_status.lower()
+            how = "sync by order number always answers 500"
+            self.plant("esimtrade", esim.order_no, "sync_failed", how, uid=esim.uid)
+        used = ("IN_USE", "USED_UP")
+        for esim in self.picks(et, k, lambda e: e.esim_status in used and bool(e.total_volume)):
+            volume = esim.total_volume or 0
+            esim.order_usage = volume + rng.randrange(1, 300) * MIB
+            how = f"orderUsage {esim.order_usage} > totalVolume {volume}"
+            self.plant("esimtrade", esim.order_no, "usage_exceeds_volume", how, uid=esim.uid)
         # One recycled ICCID reused by a newer eSIM with a different esimTranNo.
         old = self.pick(
             sorted(et, key=lambda e: e.created_at), lambda e: e.esim_status == "USED_EXPIRED"
@@ -573,23 +601,10 @@ class _Planter:
             self.reused = (old, new)
         else:  # pragma: no cover - only for tiny datasets
             self.reused = None
-        for _ in range(2):
-            esim = self.pick(
-                et,
-                lambda e: (
-                    e.iccid is not None
-                    and e.esim_status in ("GOT_RESOURCE", "IN_USE", "USED_EXPIRED")
-                ),
-            )
-            if esim:
-                esim.iccid = break_luhn(esim.iccid)
-                self.decoy(
-                    "esimtrade",
-                    esim.order_no,
-                    esim.iccid,
-                    "luhn_failure",
-                    "ICCID fails the Luhn check but has a valid shape: not a finding",
-                )
+        allocated = ("GOT_RESOURCE", "IN_USE", "USED_EXPIRED")
+        for esim in self.picks(et, 2, lambda e: e.iccid is not None and e.esim_status in allocated):
+            esim.iccid = break_luhn(esim.iccid or "")
+            self.luhn_decoy("esimtrade", esim.order_no, esim.iccid)
         # A few stored statuses lag the live status until the order is synced.
         for esim in et:
             if (
@@ -599,90 +614,56 @@ class _Planter:
             ):
                 esim.stored_status = "got_resource" if esim.esim_status == "IN_USE" else "in_use"
 
+    def pressone_side(self) -> None:
+        ds, rng, k = self.ds, self.rng, self.k["pressone"]
+        usage = ds.pressone_usage
+        order_of = {
+            sim.uid: order for order in ds.pressone if order.type == "sim" for sim in order.sims
+        }
         sims = [
-            (order, sim)
+            sim
             for order in ds.pressone
             if order.type == "sim" and not order.drift
             for sim in order.sims
         ]
+        rng.shuffle(sims)
         topped_up = {
             sim.iccid for order in ds.pressone if order.type == "topup" for sim in order.sims
         }
-        rng.shuffle(sims)
-        pool = [
-            _Target("pressone", sim.uid, order.code, len(order.sims) == 1, order.status, None)
-            for order, sim in sims
-        ]
-        by_uid = {sim.uid: (order, sim) for order, sim in sims}
-        k = self.k["pressone"]
-        for _ in range(k):
-            target = self.pick(
-                pool,
-                lambda t: (
-                    t.single
-                    and t.state == "completed"
-                    and by_uid[t.uid][1].iccid in ds.pressone_usage
-                    and by_uid[t.uid][1].iccid not in topped_up
-                ),
-            )
-            if target:
-                order, sim = by_uid[target.uid]
-                ds.pressone_usage[sim.iccid].poisoned = True
-                self.plant(
-                    "pressone",
-                    order.code,
-                    "sync_failed",
-                    "usage of this ICCID always answers 500",
-                    uid=sim.uid,
-                )
-        for _ in range(k):
-            target = self.pick(
-                pool,
-                lambda t: (
-                    t.state == "completed"
-                    and self._usage_is(by_uid[t.uid][1], ("ACTIVE", "FINISHED"))
-                ),
-            )
-            if target:
-                order, sim = by_uid[target.uid]
-                record = ds.pressone_usage[sim.iccid]
-                record.remaining_mb = -rng.randrange(1, 400)
-                self.plant(
-                    "pressone",
-                    order.code,
-                    "usage_exceeds_volume",
-                    f"remaining {record.remaining_mb} MB of {record.total_mb} MB",
-                    uid=sim.uid,
-                )
-        for _ in range(2):
-            target = self.pick(
-                pool,
-                lambda t: (
-                    t.single and t.state == "completed" and by_uid[t.uid][1].iccid not in topped_up
-                ),
-            )
-            if target:
-                order, sim = by_uid[target.uid]
-                record = ds.pressone_usage.pop(sim.iccid, None)
-                sim.iccid = break_luhn(sim.iccid)
-                if record is not None:
-                    ds.pressone_usage[sim.iccid] = record
-                self.decoy(
-                    "pressone",
-                    order.code,
-                    sim.iccid,
-                    "luhn_failure",
-                    "ICCID fails the Luhn check but has a valid shape: not a finding",
-                )
 
-    def _usage_is(self, sim: PressOneSim, statuses: tuple[str, ...]) -> bool:
-        record = self.ds.pressone_usage.get(sim.iccid)
-        return (
-            record is not None
-            and not record.poisoned
-            and not record.unlimited
-            and record.status in statuses
-        )
+        def alone(sim: PressOneSim) -> bool:
+            """The only sim of a completed order, never topped up."""
+            order = order_of[sim.uid]
+            return (
+                order.status == "completed" and len(order.sims) == 1 and sim.iccid not in topped_up
+            )
+
+        def metered(sim: PressOneSim) -> bool:
+            """A completed order's sim whose capped usage is in use or used up."""
+            record = usage.get(sim.iccid)
+            return (
+                order_of[sim.uid].status == "completed"
+                and record is not None
+                and not record.poisoned
+                and not record.unlimited
+                and record.status in ("ACTIVE", "FINISHED")
+            )
+
+        for sim in self.picks(sims, k, lambda s: alone(s) and s.iccid in usage):
+            usage[sim.iccid].poisoned = True
+            how = "usage of this ICCID always answers 500"
+            self.plant("pressone", order_of[sim.uid].code, "sync_failed", how, uid=sim.uid)
+        for sim in self.picks(sims, k, metered):
+            record = usage[sim.iccid]
+            record.remaining_mb = -rng.randrange(1, 400)
+            how = f"remaining {record.remaining_mb} MB of {record.total_mb} MB"
+            self.plant("pressone", order_of[sim.uid].code, "usage_exceeds_volume", how, uid=sim.uid)
+        for sim in self.picks(sims, 2, alone):
+            record = usage.pop(sim.iccid, None)
+            sim.iccid = break_luhn(sim.iccid)
+            if record is not None:
+                usage[sim.iccid] = record
+            self.luhn_decoy("pressone", order_of[sim.uid].code, sim.iccid)
 
     # --- local side -------------------------------------------------------------------------
 
@@ -697,7 +678,6 @@ class _Planter:
                 po_world[sim.uid] = (order, sim)
         rows: list[LocalRow] = []
         targets: dict[str, list[_Target]] = {"esimtrade": [], "pressone": []}
-        drift_uids = set()
         for seen in esims:
             if seen.provider == "esimtrade":
                 esim = et_world[seen.uid]
@@ -728,26 +708,24 @@ class _Planter:
                 status,
                 str(amount),
                 "USD",
-                _iso(created),
+                iso_utc(created),
             )
             rows.append(row)
-            target = _Target(seen.provider, seen.uid, seen.order_no, single, seen.state, row)
-            if drift:
-                drift_uids.add(seen.uid)
-            else:
+            if not drift:  # drift orders stay clean: they may be hidden when a run lists them
+                target = _Target(seen.provider, seen.uid, seen.order_no, single, seen.state, row)
                 targets[seen.provider].append(target)
         for pool in targets.values():
             rng.shuffle(pool)
         ds.local_rows = rows
-        self.rows_by_uid = {t.uid: t.row for pool in targets.values() for t in pool}
         if self.reused:
+            rows_by_uid = {t.uid: t.row for t in targets["esimtrade"]}
             for esim in self.reused:
                 self.plant(
                     "esimtrade",
                     esim.order_no,
                     "duplicate_iccid",
                     "ICCID recycled upstream and reused by a newer eSIM (different esimTranNo)",
-                    row=self.rows_by_uid[esim.uid],
+                    row=rows_by_uid[esim.uid],
                 )
         for provider in ("esimtrade", "pressone"):
             self.local_plants(provider, targets[provider])
@@ -764,7 +742,12 @@ class _Planter:
             if provider == "esimtrade"
             else [p.package_id for p in self.gen.po_packages]
         )
-        has_iccid = lambda t: t.single and bool(t.row.iccid)  # noqa: E731
+
+        def single(target: _Target) -> bool:
+            return target.single
+
+        def has_iccid(target: _Target) -> bool:
+            return target.single and bool(target.row.iccid)
 
         # missing_locally: provider eSIMs left out of the local file
         multi = self.pick(pool, lambda t: not t.single)
@@ -773,22 +756,15 @@ class _Planter:
         failed = self.pick(pool, lambda t: t.state == "failed")
         if failed is not None:
             self.drop_row(failed, "failed order (no sims) left out")
-        for _ in range(k - (multi is not None) - (failed is not None)):
-            target = self.pick(pool, lambda t: t.single)
-            if target:
-                self.drop_row(target, "left out of the local file")
+        for target in self.picks(pool, k - (multi is not None) - (failed is not None), single):
+            self.drop_row(target, "left out of the local file")
 
         # missing_at_provider: local rows for orders no provider knows
         for index in range(k):
             row = self.fake_row(provider, index, empty_iccid=index == 1)
             ds.local_rows.append(row)
-            self.plant(
-                provider,
-                row.order_no,
-                "missing_at_provider",
-                "order number unknown to the provider",
-                row=row,
-            )
+            how = "order number unknown to the provider"
+            self.plant(provider, row.order_no, "missing_at_provider", how, row=row)
 
         # status_mismatch: money ones and warning ones
         money = ("cancelled", "revoked", "failed")
@@ -800,26 +776,21 @@ class _Planter:
             (("depleted", "expired"), "active", "provider {p}, local active"),
             (("ready",), "active", "provider ready, local active"),
         ]
-        for index in range(max(k, 3)):
-            for shift in range(len(patterns)):
-                states, local, how = patterns[(index + shift) % len(patterns)]
-                target = self.pick(pool, lambda t, s=states: t.single and t.state in s)
-                if target:
-                    target.row.status = local
-                    self.plant(
-                        provider,
-                        target.order_no,
-                        "status_mismatch",
-                        how.format(p=target.state),
-                        row=target.row,
-                    )
-                    break
+
+        def status_mismatch(pattern: tuple[tuple[str, ...], str, str]) -> bool:
+            states, local, how = pattern
+            target = self.pick(pool, lambda t: t.single and t.state in states)
+            if target is None:
+                return False
+            target.row.status = local
+            how = how.format(p=target.state)
+            self.plant(provider, target.order_no, "status_mismatch", how, row=target.row)
+            return True
+
+        _rotating(patterns, max(k, 3), status_mismatch)
 
         # iccid_mismatch: a different (valid-shape) ICCID
-        for index in range(k):
-            target = self.pick(pool, has_iccid)
-            if not target:
-                continue
+        for index, target in enumerate(self.picks(pool, k, has_iccid)):
             if index == 0 and provider == "esimtrade":
                 payload = target.row.iccid[:17]
                 target.row.iccid = payload + luhn_digit(payload)
@@ -830,34 +801,20 @@ class _Planter:
             self.plant(provider, target.order_no, "iccid_mismatch", how, row=target.row)
 
         # package_mismatch
-        for _ in range(k):
-            target = self.pick(pool, lambda t: t.single)
-            if target:
-                old = target.row.package_code
-                target.row.package_code = rng.choice([code for code in catalog if code != old])
-                self.plant(
-                    provider,
-                    target.order_no,
-                    "package_mismatch",
-                    f"local {target.row.package_code}, provider {old}",
-                    row=target.row,
-                )
+        for target in self.picks(pool, k, single):
+            old = target.row.package_code
+            target.row.package_code = rng.choice([code for code in catalog if code != old])
+            how = f"local {target.row.package_code}, provider {old}"
+            self.plant(provider, target.order_no, "package_mismatch", how, row=target.row)
 
         # amount_mismatch (> 0.01), plus one 0.005 difference that is not a finding
         deltas = (Decimal("0.50"), Decimal("-0.25"), Decimal("1.00"), Decimal("0.02"))
-        for index in range(k):
-            target = self.pick(pool, lambda t: t.single)
-            if target:
-                price = Decimal(target.row.amount)
-                target.row.amount = str(price + deltas[index % len(deltas)])
-                self.plant(
-                    provider,
-                    target.order_no,
-                    "amount_mismatch",
-                    f"local {target.row.amount}, provider {price}",
-                    row=target.row,
-                )
-        target = self.pick(pool, lambda t: t.single)
+        for index, target in enumerate(self.picks(pool, k, single)):
+            price = Decimal(target.row.amount)
+            target.row.amount = str(price + deltas[index % len(deltas)])
+            how = f"local {target.row.amount}, provider {price}"
+            self.plant(provider, target.order_no, "amount_mismatch", how, row=target.row)
+        target = self.pick(pool, single)
         if target:
             target.row.amount = str(Decimal(target.row.amount) + Decimal("0.005"))
             self.decoy(
@@ -875,29 +832,20 @@ class _Planter:
             if first and second:
                 first.row.iccid = second.row.iccid
                 for target, other in ((first, second), (second, first)):
-                    self.plant(
-                        provider,
-                        target.order_no,
-                        "duplicate_iccid",
-                        f"ICCID also on the row of order {other.order_no}",
-                        row=target.row,
-                    )
+                    how = f"ICCID also on the row of order {other.order_no}"
+                    self.plant(provider, target.order_no, "duplicate_iccid", how, row=target.row)
 
         # invalid_iccid: a spoiled ICCID
-        for index in range(k):
-            target = self.pick(pool, has_iccid)
-            if target:
-                value, how = malformed_variants(target.row.iccid)[
-                    (index + (provider == "pressone")) % 5
-                ]
-                target.row.iccid = value
-                self.plant(provider, target.order_no, "invalid_iccid", how, row=target.row)
+        for index, target in enumerate(self.picks(pool, k, has_iccid)):
+            variants = malformed_variants(target.row.iccid)
+            target.row.iccid, how = variants[(index + (provider == "pressone")) % len(variants)]
+            self.plant(provider, target.order_no, "invalid_iccid", how, row=target.row)
 
         # Rows whose ICCID the reseller does not know yet (they still match by order number).
-        for _ in range(max(2, k // 2)):
-            target = self.pick(pool, lambda t: has_iccid(t) and t.state in ("ready", "active"))
-            if target:
-                target.row.iccid = ""
+        for target in self.picks(
+            pool, max(2, k // 2), lambda t: has_iccid(t) and t.state in ("ready", "active")
+        ):
+            target.row.iccid = ""
 
     def drop_row(self, target: _Target, how: str) -> None:
         self.plant(target.provider, target.order_no, "missing_locally", how, uid=target.uid)
@@ -928,7 +876,7 @@ class _Planter:
             rng.choice(("active", "ready")),
             str(amount),
             "USD",
-            _iso(created),
+            iso_utc(created),
         )
 
     def decoy_rows(self, targets: dict[str, list[_Target]]) -> None:
@@ -963,46 +911,46 @@ class _Planter:
 # =============================================================================================
 
 
-class _Evolver:
+class _Evolver(_RolePicker):
     """Applies one epoch of change: planted history findings first, then ordinary life."""
 
     def __init__(self, dataset: Dataset, rng: random.Random) -> None:
         self.ds = dataset
         self.rng = rng
-        self.busy: set[int] = set()
         self.h = {
-            "esimtrade": history_plants((dataset.orders + 1) // 2),
-            "pressone": history_plants(dataset.orders // 2),
+            provider: history_plants(count)
+            for provider, count in provider_shares(dataset.orders).items()
+        }
+        self.order_of = {
+            sim.uid: order
+            for order in dataset.pressone
+            if order.type == "sim"
+            for sim in order.sims
         }
 
     def plant(self, provider: str, order_no: str, uid: int, kind: str, how: str) -> None:
         how = f"epoch {self.ds.epoch}: {how}"
         self.ds.planted.append(Planted(provider, order_no, kind, how, uid, None))
-        self.ds.roles.add(uid)
-        self.busy.add(uid)
 
     def free(self, uid: int) -> bool:
-        return uid not in self.ds.roles and uid not in self.busy
+        return uid not in self.ds.roles
 
     def run(self) -> None:
+        usage = self.ds.pressone_usage
         et = [esim for esim in self.ds.esimtrade if not esim.poisoned and self.free(esim.uid)]
         self.rng.shuffle(et)
-        sims = self.pressone_sims()
-        self.rng.shuffle(sims)
-        self.esimtrade_plants(et)
-        self.pressone_plants(sims)
-        self.esimtrade_life([e for e in et if self.free(e.uid)])
-        self.pressone_life([(o, s) for o, s in sims if self.free(s.uid)])
-
-    def pressone_sims(self) -> list[tuple[PressOneOrder, PressOneSim]]:
-        usage = self.ds.pressone_usage
-        return [
-            (order, sim)
+        sims = [
+            sim
             for order in self.ds.pressone
             if order.type == "sim"
             for sim in order.sims
             if self.free(sim.uid) and not (sim.iccid in usage and usage[sim.iccid].poisoned)
         ]
+        self.rng.shuffle(sims)
+        self.esimtrade_plants(et)
+        self.pressone_plants(sims)
+        self.esimtrade_life([esim for esim in et if self.free(esim.uid)])
+        self.pressone_life([sim for sim in sims if self.free(sim.uid)])
 
     # --- planted ------------------------------------------------------------------------------
 
@@ -1015,100 +963,68 @@ class _Evolver:
             ("REVOKED", "IN_USE", "ENABLED"),
             ("USED_UP", "GOT_RESOURCE", "RELEASED"),
         )
-        for index in range(self.h["esimtrade"]):
-            for shift in range(len(patterns)):
-                before, after, smdp = patterns[(index + shift) % len(patterns)]
-                esim = next(
-                    (e for e in pool if self.free(e.uid) and e.esim_status == before and e.iccid),
-                    None,
-                )
-                if esim:
-                    esim.esim_status, esim.smdp_status = after, smdp
-                    self.plant(
-                        "esimtrade",
-                        esim.order_no,
-                        esim.uid,
-                        "invalid_transition",
-                        f"esimStatus {before} -> {after}",
-                    )
-                    break
-        for _ in range(self.h["esimtrade"]):
-            esim = next(
-                (
-                    e
-                    for e in pool
-                    if self.free(e.uid)
-                    and e.esim_status == "IN_USE"
-                    and (e.order_usage or 0) >= 10 * MIB
-                    and (e.order_usage or 0) <= (e.total_volume or 0)
-                ),
-                None,
-            )
-            if esim:
-                before = esim.order_usage or 0
-                esim.order_usage = int(before * self.rng.uniform(0.3, 0.8))
-                self.plant(
-                    "esimtrade",
-                    esim.order_no,
-                    esim.uid,
-                    "usage_regression",
-                    f"orderUsage {before} -> {esim.order_usage}",
-                )
 
-    def pressone_plants(self, pool: list[tuple[PressOneOrder, PressOneSim]]) -> None:
+        def invalid_transition(pattern: tuple[str, str, str]) -> bool:
+            before, after, smdp = pattern
+            esim = self.pick(pool, lambda e: e.esim_status == before and bool(e.iccid))
+            if esim is None:
+                return False
+            esim.esim_status, esim.smdp_status = after, smdp
+            how = f"esimStatus {before} -> {after}"
+            self.plant("esimtrade", esim.order_no, esim.uid, "invalid_transition", how)
+            return True
+
+        _rotating(patterns, self.h["esimtrade"], invalid_transition)
+
+        def regressable(esim: EsimTradeEsim) -> bool:
+            used = esim.order_usage or 0
+            return esim.esim_status == "IN_USE" and 10 * MIB <= used <= (esim.total_volume or 0)
+
+        for esim in self.picks(pool, self.h["esimtrade"], regressable):
+            before = esim.order_usage or 0
+            esim.order_usage = int(before * self.rng.uniform(0.3, 0.8))
+            how = f"orderUsage {before} -> {esim.order_usage}"
+            self.plant("esimtrade", esim.order_no, esim.uid, "usage_regression", how)
+
+    def pressone_plants(self, pool: list[PressOneSim]) -> None:
         usage = self.ds.pressone_usage
         patterns = (("FINISHED", "NOT_ACTIVE"), ("EXPIRED", "ACTIVE"), ("ACTIVE", "NOT_ACTIVE"))
-        for index in range(self.h["pressone"]):
-            for shift in range(len(patterns)):
-                before, after = patterns[(index + shift) % len(patterns)]
-                found = next(
-                    (
-                        (o, s)
-                        for o, s in pool
-                        if self.free(s.uid)
-                        and o.status == "completed"
-                        and s.iccid in usage
-                        and usage[s.iccid].status == before
-                    ),
-                    None,
-                )
-                if found:
-                    order, sim = found
-                    usage[sim.iccid].status = after
-                    self.plant(
-                        "pressone",
-                        order.code,
-                        sim.uid,
-                        "invalid_transition",
-                        f"usage status {before} -> {after}",
-                    )
-                    break
-        for _ in range(self.h["pressone"]):
-            found = next(
-                (
-                    (o, s)
-                    for o, s in pool
-                    if self.free(s.uid)
+
+        def invalid_transition(pattern: tuple[str, str]) -> bool:
+            before, after = pattern
+            sim = self.pick(
+                pool,
+                lambda s: (
+                    self.order_of[s.uid].status == "completed"
                     and s.iccid in usage
-                    and usage[s.iccid].status == "ACTIVE"
-                    and not usage[s.iccid].unlimited
-                    and usage[s.iccid].total_mb - usage[s.iccid].remaining_mb >= 10
-                    and usage[s.iccid].remaining_mb >= 0
+                    and usage[s.iccid].status == before
                 ),
-                None,
             )
-            if found:
-                order, sim = found
-                record = usage[sim.iccid]
-                used = record.total_mb - record.remaining_mb
-                record.remaining_mb += self.rng.randrange(1, used)
-                self.plant(
-                    "pressone",
-                    order.code,
-                    sim.uid,
-                    "usage_regression",
-                    f"remaining {record.total_mb - used} -> {record.remaining_mb} MB",
-                )
+            if sim is None:
+                return False
+            usage[sim.iccid].status = after
+            how = f"usage status {before} -> {after}"
+            self.plant("pressone", self.order_of[sim.uid].code, sim.uid, "invalid_transition", how)
+            return True
+
+        _rotating(patterns, self.h["pressone"], invalid_transition)
+
+        def regressable(sim: PressOneSim) -> bool:
+            record = usage.get(sim.iccid)
+            return (
+                record is not None
+                and record.status == "ACTIVE"
+                and not record.unlimited
+                and record.total_mb - record.remaining_mb >= 10
+                and record.remaining_mb >= 0
+            )
+
+        for sim in self.picks(pool, self.h["pressone"], regressable):
+            record = usage[sim.iccid]
+            used = record.total_mb - record.remaining_mb
+            record.remaining_mb += self.rng.randrange(1, used)
+            how = f"remaining {record.total_mb - used} -> {record.remaining_mb} MB"
+            self.plant("pressone", self.order_of[sim.uid].code, sim.uid, "usage_regression", how)
 
     # --- ordinary life ---------------------------------------------------------------------------
 
@@ -1160,9 +1076,10 @@ class _Evolver:
         esim.esim_tran_no = esim.esim_tran_no or esim.order_no[1:]
         esim.omit_when_null = False
 
-    def pressone_life(self, pool: list[tuple[PressOneOrder, PressOneSim]]) -> None:
+    def pressone_life(self, pool: list[PressOneSim]) -> None:
         rng, usage = self.rng, self.ds.pressone_usage
-        for order, sim in pool:
+        for sim in pool:
+            order = self.order_of[sim.uid]
             if order.status != "completed":
                 continue
             record, roll = usage.get(sim.iccid), rng.random()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -168,9 +168,9 @@ class Limit:
 class RateLimits:
     """Per-provider limits. ``None`` switches a limit off.
 
-    The defaults are looser than production (eSIMTrade allows 120 requests per minute) so that
-    tests and the demo stay fast while still meeting 429s under bursts; ``documented()`` gives
-    the providers' published figures.
+    The defaults are looser than production (eSIMTrade allows 120 requests per minute, PressOne
+    publishes only its per-ICCID usage and token limits, as here) so that tests and the demo stay
+    fast while still meeting 429s under bursts.
     """
 
     esimtrade: Limit | None = Limit(20, 1.0)
@@ -179,25 +179,20 @@ class RateLimits:
     pressone_token: Limit | None = Limit(5, 60.0)
 
     @classmethod
-    def documented(cls) -> RateLimits:
-        return cls(Limit(120, 60.0), None, Limit(10, 60.0), Limit(5, 60.0))
-
-    @classmethod
     def unlimited(cls) -> RateLimits:
         return cls(None, None, None, None)
 
 
 class TokenBucket:
-    def __init__(self, limit: Limit, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limit: Limit) -> None:
         self.limit = limit
         self.capacity = float(limit.requests)
         self.rate = limit.requests / limit.per_seconds
         self.tokens = self.capacity
-        self.clock = clock
-        self.updated = self.clock()
+        self.updated = time.monotonic()
 
     def _refill(self) -> None:
-        now = self.clock()
+        now = time.monotonic()
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
 

@@ -20,7 +20,13 @@ from pipelines.simulator.catalog import (
 
 
 def _ts(moment: datetime) -> str:
+    """PressOne's timestamps."""
     return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso_utc(moment: datetime) -> str:
+    """eSIMTrade's and the local file's timestamps."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(slots=True, eq=False)
@@ -91,7 +97,7 @@ class EsimTradeEsim:
             "sellPrice": str(self.package.sell),
             "totalSellPrice": str(self.package.sell),
             "currency": "USD",
-            "createdAt": self.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "createdAt": iso_utc(self.created_at),
         }
 
 

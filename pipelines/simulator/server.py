@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypedDict, Unpack
 
 import uvicorn
 
@@ -75,56 +75,48 @@ class RunningSimulator:
         }
 
 
-def _bind(host: str, port: int) -> socket.socket:
+class SimulatorOptions(TypedDict, total=False):
+    """How the server behaves; what ``serve`` and ``run_forever`` take besides where to listen.
+
+    - ``latency_ms`` (0): added before every provider answer.
+    - ``rate_limits`` (``None``: ``RateLimits()``, loose defaults; ``RateLimits.unlimited()``
+      switches them off).
+    - ``faults`` (``None``: no faults): see ``FaultConfig``.
+    - ``pressone_envelope`` (``"plain"``): ``"wrapped"`` puts PressOne's success bodies in its
+      ``{"success": true, "data": ...}`` envelope.
+    - ``token_ttl_seconds`` (366 days): the lifetime of PressOne bearer tokens.
+    - ``credentials`` (``Credentials()``): what both providers accept.
+    """
+
+    latency_ms: float
+    rate_limits: RateLimits | None
+    faults: FaultConfig | None
+    pressone_envelope: Envelope
+    token_ttl_seconds: int
+    credentials: Credentials | None
+
+
+def _prepare(
+    state: SimulatorState, host: str, port: int
+) -> tuple[socket.socket, uvicorn.Server, RunningSimulator]:
+    """Bind ``host:port`` (0 picks a free port) and build a server for it; nothing runs yet."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
-    return sock
-
-
-def _uvicorn(state: SimulatorState, host: str, port: int) -> uvicorn.Server:
+    bound_port = sock.getsockname()[1]
     config = uvicorn.Config(
         create_app(state),
         host=host,
-        port=port,
+        port=bound_port,
         log_level="warning",
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=2,
         timeout_keep_alive=30,
     )
-    return uvicorn.Server(config)
-
-
-def _make_state(
-    dataset: Dataset,
-    latency_ms: float,
-    rate_limits: RateLimits | None,
-    faults: FaultConfig | None,
-    pressone_envelope: Envelope,
-    token_ttl_seconds: int,
-    credentials: Credentials | None,
-    out_dir: Path | None = None,
-) -> SimulatorState:
-    on_advance = None
-    if out_dir is not None:
-        target = out_dir
-
-        def on_advance(advanced: Dataset) -> None:
-            advanced.write_ground_truth(target / GROUND_TRUTH_FILE)
-
-    return SimulatorState(
-        dataset,
-        credentials=credentials,
-        faults=faults,
-        rate_limits=rate_limits,
-        pressone_envelope=pressone_envelope,
-        token_ttl_seconds=token_ttl_seconds,
-        latency_ms=latency_ms,
-        on_advance=on_advance,
-    )
+    return sock, uvicorn.Server(config), RunningSimulator(host, bound_port, state)
 
 
 @contextmanager
@@ -133,30 +125,20 @@ def serve(
     *,
     port: int = 0,
     host: str = "127.0.0.1",
-    latency_ms: float = 0,
-    rate_limits: RateLimits | None = None,
-    faults: FaultConfig | None = None,
-    pressone_envelope: Envelope = "plain",
-    token_ttl_seconds: int = 31_622_400,
-    credentials: Credentials | None = None,
     startup_timeout: float = 15.0,
+    **options: Unpack[SimulatorOptions],
 ) -> Iterator[RunningSimulator]:
-    """Serve ``dataset`` on ``host:port`` (0 picks a free port) from a background thread.
+    """Serve ``dataset`` on ``host:port`` (0 picks a free port) from a background thread, with
+    the ``SimulatorOptions`` given.
 
     Returns once the server answers; stops it when the block ends.
-    ``rate_limits=None`` means ``RateLimits()`` (loose defaults), ``faults=None`` means no faults.
     """
-    state = _make_state(
-        dataset, latency_ms, rate_limits, faults, pressone_envelope, token_ttl_seconds, credentials
-    )
-    sock = _bind(host, port)
-    bound_port = sock.getsockname()[1]
-    server = _uvicorn(state, host, bound_port)
+    state = SimulatorState(dataset, **options)
+    sock, server, running = _prepare(state, host, port)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="esim-simulator", daemon=True
     )
     thread.start()
-    running = RunningSimulator(host, bound_port, state)
     try:
         _wait_until_up(running, thread, startup_timeout)
         yield running
@@ -190,31 +172,24 @@ def run_forever(
     *,
     port: int = 8080,
     host: str = "127.0.0.1",
-    latency_ms: float = 0,
-    rate_limits: RateLimits | None = None,
-    faults: FaultConfig | None = None,
-    pressone_envelope: Envelope = "plain",
-    token_ttl_seconds: int = 31_622_400,
-    credentials: Credentials | None = None,
     out_dir: Path | None = None,
     on_ready: Callable[[RunningSimulator], None] | None = None,
+    **options: Unpack[SimulatorOptions],
 ) -> None:
-    """Serve in the foreground until interrupted (Ctrl-C). With ``out_dir``, every
+    """Serve in the foreground until interrupted (Ctrl-C), with the ``SimulatorOptions`` given.
+    ``on_ready`` is called once the port is bound. With ``out_dir``, every
     ``POST /_sim/advance`` rewrites the ground truth file there."""
-    state = _make_state(
-        dataset,
-        latency_ms,
-        rate_limits,
-        faults,
-        pressone_envelope,
-        token_ttl_seconds,
-        credentials,
-        out_dir,
-    )
-    sock = _bind(host, port)
-    server = _uvicorn(state, host, sock.getsockname()[1])
+    on_advance = None
+    if out_dir is not None:
+        truth_file = out_dir / GROUND_TRUTH_FILE
+
+        def on_advance(advanced: Dataset) -> None:
+            advanced.write_ground_truth(truth_file)
+
+    state = SimulatorState(dataset, on_advance=on_advance, **options)
+    sock, server, running = _prepare(state, host, port)
     if on_ready is not None:
-        on_ready(RunningSimulator(host, sock.getsockname()[1], state))
+        on_ready(running)
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises the Ctrl-C

@@ -136,84 +136,48 @@ def observe(dataset: Dataset) -> list[ProviderEsim]:
     """The provider eSIM rows of section 1 of the rules, for the world as it is now."""
     rows: list[ProviderEsim] = []
     for esim in dataset.esimtrade:
-        if esim.poisoned:
-            # No successful sync: one order-level row from the stored list.
-            rows.append(
-                ProviderEsim(
-                    "esimtrade",
-                    esim.order_no,
-                    esim.uid,
-                    esim.order_no,
-                    None,
-                    esimtrade_state(esim.stored_status.upper()),
-                    esim.package.code,
-                    esim.package.cost,
-                    None,
-                    None,
-                    False,
-                    False,
-                    True,
-                )
-            )
-            continue
-        observed = esim.total_volume is not None and esim.order_usage is not None
+        # Without a successful sync: one order-level row from the stored list.
+        synced = not esim.poisoned
+        observed = synced and esim.total_volume is not None and esim.order_usage is not None
         rows.append(
             ProviderEsim(
-                "esimtrade",
-                esim.order_no,
-                esim.uid,
-                esim.esim_tran_no or esim.order_no,
-                esim.iccid,
-                esimtrade_state(esim.esim_status),
-                esim.package.code,
-                esim.package.cost,
-                esim.order_usage if observed else None,
-                esim.total_volume if observed else None,
-                False,
-                observed,
-                False,
+                provider="esimtrade",
+                order_no=esim.order_no,
+                uid=esim.uid,
+                key=(esim.esim_tran_no or esim.order_no) if synced else esim.order_no,
+                iccid=esim.iccid if synced else None,
+                state=esimtrade_state(esim.esim_status if synced else esim.stored_status),
+                package_code=esim.package.code,
+                amount=esim.package.cost,
+                used=esim.order_usage if observed else None,
+                total=esim.total_volume if observed else None,
+                unlimited=False,
+                usage_observed=observed,
+                sync_failed=not synced,
             )
         )
     for order in dataset.pressone:
         if order.type != "sim":
             continue
-        if not order.sims:
-            rows.append(
-                ProviderEsim(
-                    "pressone",
-                    order.code,
-                    order.uid,
-                    f"order-{order.id}",
-                    None,
-                    pressone_state(order.status, None),
-                    order.package.package_id,
-                    order.price,
-                    None,
-                    None,
-                    False,
-                    False,
-                    False,
-                )
-            )
-            continue
-        for sim in order.sims:
-            usage = dataset.pressone_usage.get(sim.iccid)
+        # An order without sims (a failed one) is one order-level row.
+        for sim in order.sims or [None]:
+            usage = dataset.pressone_usage.get(sim.iccid) if sim else None
             seen = usage if usage is not None and not usage.poisoned else None
             rows.append(
                 ProviderEsim(
-                    "pressone",
-                    order.code,
-                    sim.uid,
-                    f"sim-{sim.id}",
-                    sim.iccid,
-                    pressone_state(order.status, seen.status if seen else None),
-                    order.package.package_id,
-                    order.price,
-                    seen.used_bytes if seen else None,
-                    seen.total_bytes if seen else None,
-                    bool(seen and seen.unlimited and seen.status != "RECYCLED"),
-                    seen is not None,
-                    usage is not None and usage.poisoned,
+                    provider="pressone",
+                    order_no=order.code,
+                    uid=sim.uid if sim else order.uid,
+                    key=f"sim-{sim.id}" if sim else f"order-{order.id}",
+                    iccid=sim.iccid if sim else None,
+                    state=pressone_state(order.status, seen.status if seen else None),
+                    package_code=order.package.package_id,
+                    amount=order.price,
+                    used=seen.used_bytes if seen else None,
+                    total=seen.total_bytes if seen else None,
+                    unlimited=bool(seen and seen.unlimited and seen.status != "RECYCLED"),
+                    usage_observed=seen is not None,
+                    sync_failed=usage is not None and usage.poisoned,
                 )
             )
     return rows
@@ -389,8 +353,8 @@ def usage_rows(esims: Iterable[ProviderEsim]) -> list[dict[str, Any]]:
                 "iccid": esim.iccid or "",
                 "package_code": esim.package_code,
                 "state": esim.state,
-                "total_bytes": None if esim.unlimited else esim.total,
-                "used_bytes": None if esim.unlimited else esim.used,
+                "total_bytes": esim.total,  # None when unlimited
+                "used_bytes": esim.used,
                 "unlimited": esim.unlimited,
             }
         )

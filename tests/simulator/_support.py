@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -20,18 +21,15 @@ TOKEN_FORM = {
 }
 
 
-def token(client: httpx.Client, sim: RunningSimulator) -> str:
-    answer = client.post(sim.pressone_base_url + "/customer/v2/token", files=TOKEN_FORM)
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
-    if "success" in body:
-        body = body["data"]
-    return body["data"]["access_token"]
-
-
 def plain(body: dict[str, Any]) -> dict[str, Any]:
     """PressOne success body without the optional envelope."""
     return body["data"] if body.get("success") is True and "timestamp" in body else body
+
+
+def token(client: httpx.Client, sim: RunningSimulator) -> str:
+    answer = client.post(sim.pressone_base_url + "/customer/v2/token", files=TOKEN_FORM)
+    assert answer.status_code == 200, answer.text
+    return plain(answer.json())["data"]["access_token"]
 
 
 class Walker:
@@ -76,7 +74,7 @@ class Walker:
                 headers["Authorization"] = f"Bearer {self.bearer}"
             try:
                 answer = self.client.get(base + path, params=params, headers=headers)
-            except (httpx.TimeoutException, httpx.TransportError):
+            except httpx.TransportError:  # timeouts included
                 self.retries += 1
                 continue
             if answer.status_code == 401 and provider == "pressone":
@@ -114,40 +112,36 @@ class Walker:
     # --- whole reads ----------------------------------------------------------------------------
 
     def esimtrade_list(self, page_size: int = 20) -> dict[str, dict[str, Any]]:
-        for _ in range(5):
-            rows: dict[str, dict[str, Any]] = {}
-            totals = set()
-            page = 1
-            while True:
-                _, body = self.call(
-                    "esimtrade", "/reseller/orders", {"page": page, "pageSize": page_size}
-                )
-                totals.add(body["total"])
-                for order in body["orders"]:
-                    rows[order["providerOrderNo"]] = order
-                if page * page_size >= body["total"]:
-                    break
-                page += 1
-            if len(totals) == 1 and len(rows) == totals.pop():
-                return rows
-        raise AssertionError("eSIMTrade list never settled")
+        def read(page: int) -> tuple[int, list[dict[str, Any]], bool]:
+            params = {"page": page, "pageSize": page_size}
+            _, body = self.call("esimtrade", "/reseller/orders", params)
+            return body["total"], body["orders"], page * page_size < body["total"]
+
+        return self._settled_list("eSIMTrade", read, key="providerOrderNo")
 
     def pressone_list(self, limit: int = 20) -> dict[int, dict[str, Any]]:
+        def read(page: int) -> tuple[int, list[dict[str, Any]], bool]:
+            params = {"include": "sims,status", "limit": limit, "page": page}
+            body = plain(self.call("pressone", "/orders", params)[1])
+            return body["meta"]["total"], body["data"], body["links"]["next"] is not None
+
+        return self._settled_list("PressOne", read, key="id")
+
+    @staticmethod
+    def _settled_list(
+        name: str, read: Callable[[int], tuple[int, list[dict[str, Any]], bool]], *, key: str
+    ) -> dict[Any, dict[str, Any]]:
+        """Every row of a listing by ``key``, walking it page by page (``read`` gives a page's
+        total, rows and whether more follow) until a whole walk saw one unchanging total."""
         for _ in range(5):
-            rows: dict[int, dict[str, Any]] = {}
+            rows: dict[Any, dict[str, Any]] = {}
             totals = set()
-            page = 1
-            while True:
-                _, body = self.call(
-                    "pressone", "/orders", {"include": "sims,status", "limit": limit, "page": page}
-                )
-                body = plain(body)
-                totals.add(body["meta"]["total"])
-                for order in body["data"]:
-                    rows[order["id"]] = order
-                if body["links"]["next"] is None:
-                    break
+            page, more = 1, True
+            while more:
+                total, items, more = read(page)
+                totals.add(total)
+                rows.update((item[key], item) for item in items)
                 page += 1
             if len(totals) == 1 and len(rows) == totals.pop():
                 return rows
-        raise AssertionError("PressOne list never settled")
+        raise AssertionError(f"{name} list never settled")

@@ -67,6 +67,8 @@ def test_simulate_main_writes_files_prints_env_and_serves(tmp_path):
             and answer.json()["total"] == truth["counts"]["esimtrade_list_orders"]
         )
         root = exports["ESIMTRADE_BASE_URL"].split("/esimtrade/")[0]
+        stats = httpx.get(root + "/_sim/stats").json()  # the printed stats command works
+        assert stats["requests"] == {"esimtrade.list": 1} and stats["statuses"] == {"200": 1}
         assert httpx.post(root + "/_sim/advance").json() == {"epoch": 1}
         assert json.loads((tmp_path / "ground_truth.json").read_text())["epoch"] == 1
     finally:

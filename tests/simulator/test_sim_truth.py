@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 from itertools import pairwise
 
@@ -38,8 +39,6 @@ def test_luhn():
 
 
 def test_iccid_factory_unique_and_valid():
-    import random
-
     factory = IccidFactory(random.Random(1), [("8944465400", 19), ("89010030001", 20)])
     made = [factory.next() for _ in range(5000)]
     assert len(set(made)) == len(made)
