@@ -28,8 +28,8 @@ from ._errors import (
     register_secret,
 )
 from ._http import ClientStats
-from ._paging import LaravelPaginator, Listing, ListingStats, PageInfo, TotalPageSizePaginator
-from ._ratelimit import BatchStats, BatchStream, RequestGate, deadline_in
+from ._paging import Listing, ListingStats
+from ._ratelimit import BatchStats, BatchStream, deadline_in
 from ._records import (
     ESIMTradeEsim,
     ESIMTradeListedOrder,
@@ -56,13 +56,11 @@ __all__ = [
     "ESIMTradeEsim",
     "ESIMTradeListedOrder",
     "ESIMTradeSyncResult",
-    "LaravelPaginator",
     "Listing",
     "ListingStats",
     "NotFoundError",
     "Outcome",
     "Page",
-    "PageInfo",
     "PaymentRequiredError",
     "PressOneClient",
     "PressOneOrder",
@@ -72,9 +70,7 @@ __all__ = [
     "ProviderError",
     "ProviderUnavailableError",
     "RateLimitedError",
-    "RequestGate",
     "RetryPolicy",
-    "TotalPageSizePaginator",
     "ValidationError",
     "deadline_in",
     "parse_retry_after",

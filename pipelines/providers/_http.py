@@ -31,8 +31,8 @@ from ._errors import (
 )
 from ._payload import error_details
 from ._ratelimit import PauseBeyondDeadline, RequestGate
-from ._records import as_int
 from ._retry import RetryPolicy, parse_rate_limit_reset, parse_retry_after
+from ._scalars import as_int
 
 __all__ = ["ClientStats", "HttpEngine", "PauseScope", "describe_endpoint"]
 
@@ -116,11 +116,13 @@ class HttpEngine:
         parse: Callable[[Any], R],
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-        content: bytes | None = None,
+        form: Mapping[str, str] | None = None,
         pause_scope: PauseScope = "client",
         deadline: float | None = None,
     ) -> R:
         """Send with retries; return ``parse(decoded JSON body)`` of the 2xx answer.
+
+        ``form`` is sent as multipart/form-data text fields.
 
         ``parse`` raises :class:`PayloadShapeError` for a wrong shape (retried) or
         :class:`EnvelopeFailure` for a ``"success": false`` envelope (a ValidationError).
@@ -152,7 +154,7 @@ class HttpEngine:
                         parse=parse,
                         params=params,
                         headers=headers,
-                        content=content,
+                        form=form,
                         pause_scope=pause_scope,
                         deadline=call_deadline,
                     )
@@ -171,7 +173,7 @@ class HttpEngine:
         parse: Callable[[Any], R],
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
-        content: bytes | None,
+        form: Mapping[str, str] | None,
         pause_scope: PauseScope,
         deadline: float,
     ) -> R:
@@ -180,7 +182,12 @@ class HttpEngine:
             async with self.gate.slot(deadline=deadline):
                 self.stats.requests += 1
                 response = await self._client.request(
-                    method, self.base_url + path, params=params, headers=headers, content=content
+                    method,
+                    self.base_url + path,
+                    params=params,
+                    headers=headers,
+                    # A (None, value) pair is a multipart text field without a file name.
+                    files={name: (None, value) for name, value in form.items()} if form else None,
                 )
         except PauseBeyondDeadline as exc:
             raise RateLimitedError(
@@ -203,7 +210,9 @@ class HttpEngine:
             raise BadPayloadError(
                 f"{label}: undecodable response body", retryable=True, **common
             ) from exc
-        return self._interpret(response, parse, label=label, pause_scope=pause_scope, **common)
+        return self._interpret(
+            response, parse, label=label, endpoint=endpoint, pause_scope=pause_scope
+        )
 
     def _observe_rate_headers(
         self, response: httpx.Response, pause_scope: PauseScope
@@ -233,14 +242,13 @@ class HttpEngine:
         parse: Callable[[Any], R],
         *,
         label: str,
-        pause_scope: PauseScope,
-        provider: str,
         endpoint: str,
+        pause_scope: PauseScope,
     ) -> R:
         status = response.status_code
         hint = self._observe_rate_headers(response, pause_scope)
         common: dict[str, Any] = {
-            "provider": provider,
+            "provider": self.provider,
             "endpoint": endpoint,
             "status_code": status,
         }

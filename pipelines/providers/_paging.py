@@ -42,14 +42,16 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from ._errors import PayloadShapeError
 from ._payload import unwrap_envelope
-from ._records import Page, as_int
+from ._records import Page
+from ._scalars import as_int
 
 __all__ = [
     "FetchedPage",
@@ -57,6 +59,7 @@ __all__ = [
     "Listing",
     "ListingStats",
     "PageInfo",
+    "Paginator",
     "TotalPageSizePaginator",
 ]
 
@@ -65,6 +68,7 @@ logger = logging.getLogger("esim_recon.providers")
 
 DEFAULT_MAX_PAGES = 20_000
 DEFAULT_MAX_PASSES = 3
+NO_FILTERS: Mapping[str, str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,30 +103,29 @@ def _non_negative(value: Any) -> int | None:
 
 
 class TotalPageSizePaginator:
-    """eSIMTrade ``/reseller/orders``: ``?page=&pageSize=`` answered by
+    """eSIMTrade ``/reseller/orders``: ``?page=&pageSize=&status=&q=`` answered by
     ``{"page", "pageSize", "total", "orders"}``; page count ``ceil(total / pageSize)``."""
 
-    page_param = "page"
-    size_param = "pageSize"
-    items_key = "orders"
+    MAX_PAGE_SIZE = 100
 
-    def __init__(self, page_size: int = 100, *, max_page_size: int = 100) -> None:
-        if not 1 <= page_size <= max_page_size:
-            raise ValueError(f"page_size must be between 1 and {max_page_size}")
+    def __init__(self, page_size: int = 100) -> None:
+        if not 1 <= page_size <= self.MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {self.MAX_PAGE_SIZE}")
         self.page_size = page_size
 
-    def params(self, number: int) -> dict[str, str]:
-        return {self.page_param: str(number), self.size_param: str(self.page_size)}
+    def params(self, number: int, filters: Mapping[str, str] = NO_FILTERS) -> dict[str, str]:
+        """Query of page ``number``: paging first, then the filters."""
+        return {"page": str(number), "pageSize": str(self.page_size), **filters}
 
     def parse(self, body: Any) -> PageInfo:
         if not isinstance(body, dict):
             raise PayloadShapeError("list body is not a JSON object")
-        items = body.get(self.items_key)
+        items = body.get("orders")
         if items is None and isinstance(body.get("data"), list):
             items = body["data"]
         if not isinstance(items, list):
-            raise PayloadShapeError(f"list body without an {self.items_key!r} array")
-        per_page = _non_negative(body.get(self.size_param)) or self.page_size
+            raise PayloadShapeError("list body without an 'orders' array")
+        per_page = _non_negative(body.get("pageSize")) or self.page_size
         return PageInfo(
             items=tuple(items), total=_non_negative(body.get("total")), per_page=per_page
         )
@@ -133,16 +136,14 @@ class LaravelPaginator:
     "meta": {...}}``, possibly inside the success envelope, whose ``data`` may be that whole
     body or only its array. ``meta.per_page``/``total``/``last_page`` may be strings."""
 
-    page_param = "page"
-    size_param = "limit"
-
     def __init__(self, page_size: int = 50) -> None:
         if page_size < 1:
             raise ValueError("page_size must be positive")
         self.page_size = page_size
 
-    def params(self, number: int) -> dict[str, str]:
-        return {self.size_param: str(self.page_size), self.page_param: str(number)}
+    def params(self, number: int, filters: Mapping[str, str] = NO_FILTERS) -> dict[str, str]:
+        """Query of page ``number``: the filters first, then paging."""
+        return {**filters, "limit": str(self.page_size), "page": str(number)}
 
     def parse(self, body: Any) -> PageInfo:
         inner, envelope = unwrap_envelope(body)
@@ -170,6 +171,16 @@ class LaravelPaginator:
             per_page=per_page,
             has_next=has_next,
         )
+
+
+class Paginator(Protocol):
+    """What :class:`Listing`'s callers need of a paginator."""
+
+    page_size: int
+
+    def params(self, number: int, filters: Mapping[str, str] = ...) -> dict[str, str]: ...
+
+    def parse(self, body: Any) -> PageInfo: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,8 +287,10 @@ class Listing(Generic[T]):
         while mode is not None:
             self.stats.passes += 1
             state = _Pass(self.stats.passes, mode, reference_total=self._latest_total)
-            async for page in self._run_pass(state):
-                yield page
+            # Closing the listing must close the pass at once, cancelling its fetches.
+            async with aclosing(self._run_pass(state)) as pages:
+                async for page in pages:
+                    yield page
             self.stats.stop_reasons.append(
                 f"pass {state.number} ({mode}): {state.stopped or 'last page reached'}"
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._errors import EnvelopeFailure
-from ._records import as_str
+from ._scalars import as_str
 
 __all__ = ["error_details", "unwrap_envelope", "unwrap_resource"]
 
@@ -54,16 +54,13 @@ def error_details(body: Any) -> tuple[str | None, str | None]:
     """``(message, code)`` from an error body of either provider."""
     if not isinstance(body, dict):
         return None, None
-    message: str | None = None
-    for candidate in (body.get("error"), body.get("message")):
-        if isinstance(candidate, str) and candidate.strip():
-            message = candidate
-            break
     meta = body.get("meta")
-    if message is None and isinstance(meta, dict):
-        candidate = meta.get("message")
-        if isinstance(candidate, str) and candidate.strip():
-            message = candidate
+    candidates = (
+        body.get("error"),
+        body.get("message"),
+        meta.get("message") if isinstance(meta, dict) else None,
+    )
+    message = next((c for c in candidates if isinstance(c, str) and c.strip()), None)
     errors = body.get("errors")
     if isinstance(errors, dict) and errors:
         fields = ", ".join(str(k) for k in list(errors)[:5])

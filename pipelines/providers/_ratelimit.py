@@ -61,7 +61,6 @@ class RequestGate:
         if requests_per_minute is not None and requests_per_minute <= 0:
             raise ValueError("requests_per_minute must be positive or None")
         self.max_concurrency = max_concurrency
-        self.requests_per_minute = requests_per_minute
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._limiter = AsyncLimiter(1, 60.0 / requests_per_minute) if requests_per_minute else None
         self._max_pause = max_pause
@@ -74,11 +73,6 @@ class RequestGate:
             return
         until = time.monotonic() + min(seconds, self._max_pause)
         self._not_before = max(self._not_before, until)
-
-    @property
-    def paused_for(self) -> float:
-        """Seconds left of the current pause (0 when not paused)."""
-        return max(self._not_before - time.monotonic(), 0.0)
 
     async def _honour_pause(self, deadline: float | None) -> None:
         while True:

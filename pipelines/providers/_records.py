@@ -6,17 +6,22 @@ hashing, dicts being unhashable, nor in ``repr``, to keep it short). Parsing is 
 missing, ``null`` or oddly typed values become ``None`` (profiles can still be allocating), and
 only the key a record cannot exist without (an order number, an order id) makes a parser raise
 :class:`~pipelines.providers._errors.PayloadShapeError`.
+
+A plain field (annotated ``str | None``, ``int | None``, ``Decimal | None``...) is read from the
+JSON key of the same name, camelCased for eSIMTrade (``esim_tran_no`` from ``esimTranNo``), with
+the lenient reader of its type; ``from_json`` spells out only the fields that differ.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
 
 from ._errors import PayloadShapeError
+from ._scalars import as_bool, as_datetime, as_decimal, as_float, as_int, as_str
 
 __all__ = [
     "ESIMTradeEsim",
@@ -31,126 +36,43 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+R = TypeVar("R")
 Outcome = Literal["ok", "not_found", "failed"]
 
 
-# --- lenient scalar coercion ---------------------------------------------------------------
+# --- reading plain fields -------------------------------------------------------------------
+
+# The lenient reader for each annotation a plain record field may have (annotations are
+# strings here, see ``from __future__ import annotations``).
+_READERS: dict[str, Callable[[Any], Any]] = {
+    "str | None": as_str,
+    "int | None": as_int,
+    "float | None": as_float,
+    "bool | None": as_bool,
+    "Decimal | None": as_decimal,
+    "datetime | None": as_datetime,
+}
 
 
-def as_str(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float) and math.isfinite(value):
-        return str(int(value)) if value.is_integer() else str(value)
-    return None
+def _camel(name: str) -> str:
+    """``esim_tran_no`` -> ``esimTranNo`` (eSIMTrade's key for a field)."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
-def as_int(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if math.isfinite(value) and value.is_integer() else None
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return int(text)
-        except ValueError:
-            try:
-                number = float(text)
-            except ValueError:
-                return None
-            return int(number) if math.isfinite(number) and number.is_integer() else None
-    return None
-
-
-def as_float(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def as_decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        if isinstance(value, str):
-            number = Decimal(value.strip())
-        elif isinstance(value, int):
-            number = Decimal(value)
-        elif isinstance(value, float):
-            number = Decimal(repr(value))
-        else:
-            return None
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
-
-
-def as_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("true", "1", "yes"):
-            return True
-        if text in ("false", "0", "no"):
-            return False
-    return None
-
-
-def as_datetime(value: Any) -> datetime | None:
-    """UTC-aware datetime from ``"YYYY-MM-DD HH:MM:SS"`` (no zone: UTC), ISO 8601 forms
-    (``T``, fractions, ``Z`` or offsets), a bare date, or epoch seconds/milliseconds."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            return None
-        seconds = value / 1000 if abs(value) > 100_000_000_000 else value
-        try:
-            return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            parsed = datetime.combine(date.fromisoformat(text), datetime.min.time())
-        except ValueError:
-            return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _dict(value: Any) -> dict[str, Any] | None:
-    return value if isinstance(value, dict) else None
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+def _build(
+    cls: type[R], obj: dict[str, Any], *, key: Callable[[str], str] = str, **given: Any
+) -> R:
+    """``cls`` from the JSON object ``obj``: the fields in ``given`` take those values; every
+    other field is read from the key ``key(field name)`` with the reader of its annotation
+    (``_READERS``); ``raw`` is ``obj``. A field that is neither given nor of a readable
+    annotation is a programming error (``TypeError`` from the constructor)."""
+    values = dict(given)
+    for spec in fields(cls):  # type: ignore[arg-type]
+        reader = _READERS.get(str(spec.type))
+        if spec.name not in values and reader is not None:
+            values[spec.name] = reader(obj.get(key(spec.name)))
+    return cls(**values, raw=obj)
 
 
 # --- paging ---------------------------------------------------------------------------------
@@ -198,19 +120,7 @@ class ESIMTradeListedOrder:
         order_no = as_str(obj.get("providerOrderNo"))
         if not order_no:
             raise PayloadShapeError("order without providerOrderNo")
-        return cls(
-            provider_order_no=order_no,
-            status=as_str(obj.get("status")),
-            package_code=as_str(obj.get("packageCode")),
-            package_name=as_str(obj.get("packageName")),
-            slug=as_str(obj.get("slug")),
-            location_code=as_str(obj.get("locationCode")),
-            quantity=as_int(obj.get("quantity")),
-            cost_price=as_decimal(obj.get("costPrice")),
-            sell_price=as_decimal(obj.get("sellPrice")),
-            total_sell_price=as_decimal(obj.get("totalSellPrice")),
-            raw=obj,
-        )
+        return _build(cls, obj, key=_camel, provider_order_no=order_no)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,23 +156,14 @@ class ESIMTradeEsim:
         )
         first = package_list[0] if package_list else {}
         codes = tuple(c for c in (as_str(p.get("packageCode")) for p in package_list) if c)
-        return cls(
-            esim_tran_no=as_str(obj.get("esimTranNo")),
-            order_no=as_str(obj.get("orderNo")),
-            transaction_id=as_str(obj.get("transactionId")),
-            iccid=as_str(obj.get("iccid")),
-            imsi=as_str(obj.get("imsi")),
-            esim_status=as_str(obj.get("esimStatus")),
-            smdp_status=as_str(obj.get("smdpStatus")),
-            total_volume=as_int(obj.get("totalVolume")),
-            order_usage=as_int(obj.get("orderUsage")),
-            total_duration=as_int(obj.get("totalDuration")),
-            duration_unit=as_str(obj.get("durationUnit")),
+        return _build(
+            cls,
+            obj,
+            key=_camel,
             package_code=as_str(first.get("packageCode")),
             package_name=as_str(first.get("packageName")),
             package_slug=as_str(first.get("slug")),
             package_codes=codes,
-            raw=obj,
         )
 
 
@@ -299,14 +200,7 @@ class PressOneSim:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> PressOneSim:
-        return cls(
-            id=as_int(obj.get("id")),
-            iccid=as_str(obj.get("iccid")),
-            created_at=as_datetime(obj.get("created_at")),
-            lpa=as_str(obj.get("lpa")),
-            matching_id=as_str(obj.get("matching_id")),
-            raw=obj,
-        )
+        return _build(cls, obj)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,36 +237,25 @@ class PressOneOrder:
         if not code:
             raise PayloadShapeError("order without a code")
         status = obj.get("status")
-        status_obj = _dict(status)
-        if status_obj is not None:
-            slug = as_str(status_obj.get("slug"))
-            name = as_str(status_obj.get("name"))
+        if isinstance(status, dict):
+            slug = as_str(status.get("slug"))
+            name = as_str(status.get("name"))
         elif isinstance(status, str) and status.strip():
             name = status
             slug = "_".join(status.strip().lower().split())
         else:
             slug = name = None
         sims = obj.get("sims")
-        return cls(
+        return _build(
+            cls,
+            obj,
             id=order_id,
             code=code,
-            created_at=as_datetime(obj.get("created_at")),
-            description=as_str(obj.get("description")),
-            type=as_str(obj.get("type")),
-            package_id=as_str(obj.get("package_id")),
-            package=as_str(obj.get("package")),
-            esim_type=as_str(obj.get("esim_type")),
-            data=as_str(obj.get("data")),
-            currency=as_str(obj.get("currency")),
-            quantity=as_int(obj.get("quantity")),
-            validity=as_str(obj.get("validity")),
-            price=as_decimal(obj.get("price")),
             status_slug=slug,
             status_name=name,
             sims=tuple(PressOneSim.from_json(s) for s in sims if isinstance(s, dict))
             if isinstance(sims, list)
             else (),
-            raw=obj,
         )
 
 
@@ -396,19 +279,7 @@ class PressOneUsage:
     def from_json(cls, iccid: str, obj: Any) -> PressOneUsage:
         if not isinstance(obj, dict):
             raise PayloadShapeError("usage is not a JSON object")
-        return cls(
-            iccid=iccid,
-            remaining=as_float(obj.get("remaining")),
-            total=as_float(obj.get("total")),
-            is_unlimited=as_bool(obj.get("is_unlimited")),
-            status=as_str(obj.get("status")),
-            expired_at=as_datetime(obj.get("expired_at")),
-            remaining_voice=as_float(obj.get("remaining_voice")),
-            remaining_text=as_float(obj.get("remaining_text")),
-            total_voice=as_float(obj.get("total_voice")),
-            total_text=as_float(obj.get("total_text")),
-            raw=obj,
-        )
+        return _build(cls, obj, iccid=iccid)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 import time
 from collections.abc import Callable
@@ -30,7 +29,8 @@ from email.utils import parsedate_to_datetime
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from ._errors import ProviderError, RateLimitedError
+from ._errors import ProviderError
+from ._scalars import as_float
 
 __all__ = ["RetryPolicy", "parse_retry_after"]
 
@@ -43,21 +43,13 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     Returns ``None`` when the header is missing or unparsable, ``0.0`` for ``0`` or a date in
     the past, otherwise the (non-negative) number of seconds.
     """
-    if value is None:
+    if value is None or not value.strip():
         return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = None
+    seconds = as_float(value)
     if seconds is not None:
-        if math.isnan(seconds) or math.isinf(seconds):
-            return None
         return max(seconds, 0.0)
     try:
-        when = parsedate_to_datetime(text)
+        when = parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError):
         return None
     if when is None:
@@ -68,23 +60,17 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max((when - reference).total_seconds(), 0.0)
 
 
-def parse_rate_limit_reset(value: str | None, *, now_epoch: float | None = None) -> float | None:
+def parse_rate_limit_reset(value: str | None) -> float | None:
     """Seconds until an ``X-RateLimit-Reset`` value passes.
 
     Providers send either an epoch timestamp or a number of seconds; values that look like an
-    epoch (after 2001) are read as one.
+    epoch (after 2001) are read as one. Anything else is read like a ``Retry-After``.
     """
-    if value is None:
-        return None
-    try:
-        number = float(value.strip())
-    except ValueError:
+    number = as_float(value)
+    if number is None:
         return parse_retry_after(value)
-    if math.isnan(number) or math.isinf(number):
-        return None
     if number > 1_000_000_000:
-        reference = time.time() if now_epoch is None else now_epoch
-        return max(number - reference, 0.0)
+        return max(number - time.time(), 0.0)
     return max(number, 0.0)
 
 
@@ -174,10 +160,6 @@ class _CallBudget:
     def remaining(self) -> float:
         return self._deadline - time.monotonic()
 
-    @property
-    def deadline(self) -> float:
-        return self._deadline
-
     def wait(self, state: RetryCallState) -> float:
         self._giving_up = False
         remaining = self.remaining()
@@ -209,6 +191,4 @@ def _reason(exc: ProviderError) -> str:
         return f"HTTP {exc.status_code}"
     if exc.__cause__ is not None:
         return type(exc.__cause__).__name__
-    if isinstance(exc, RateLimitedError):
-        return "rate limited"
     return type(exc).__name__

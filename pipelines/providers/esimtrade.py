@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, ClassVar, Literal, TypeVar
 
 import httpx
 
-from ._errors import AuthError, PayloadShapeError, ProviderError, excerpt
-from ._http import ClientStats, HttpEngine, describe_endpoint
-from ._paging import (
-    DEFAULT_MAX_PAGES,
-    DEFAULT_MAX_PASSES,
-    FetchedPage,
-    Listing,
-    TotalPageSizePaginator,
-)
-from ._ratelimit import BatchStream, RequestGate
-from ._records import ESIMTradeEsim, ESIMTradeListedOrder, ESIMTradeSyncResult, utc_now
+from ._base import ProviderClient
+from ._errors import PayloadShapeError
+from ._paging import DEFAULT_MAX_PAGES, DEFAULT_MAX_PASSES, Listing, TotalPageSizePaginator
+from ._ratelimit import BatchStream
+from ._records import ESIMTradeEsim, ESIMTradeListedOrder, ESIMTradeSyncResult
 from ._retry import RetryPolicy
+from ._scalars import utc_now
 
 __all__ = ["ESIMTradeClient"]
 
-PROVIDER = "esimtrade"
+R = TypeVar("R")
+
 SYNC_PATH = "/portal/orders"
 LIST_PATH = "/reseller/orders"
 
@@ -40,7 +36,7 @@ def _parse_esims(body: Any) -> tuple[ESIMTradeEsim, ...]:
     raise PayloadShapeError("sync 'data' is neither an object nor a list")
 
 
-class ESIMTradeClient:
+class ESIMTradeClient(ProviderClient):
     """eSIMTrade reseller API client; use as ``async with ESIMTradeClient(...) as client``.
 
     ``base_url`` includes ``/api/v1``. Every request carries ``x-access-code`` and
@@ -48,7 +44,7 @@ class ESIMTradeClient:
     flight, paced to ``requests_per_minute`` (``None``: unpaced), and a 429 pauses them all.
     """
 
-    provider = PROVIDER
+    provider: ClassVar[str] = "esimtrade"
 
     def __init__(
         self,
@@ -65,43 +61,26 @@ class ESIMTradeClient:
         max_passes: int = DEFAULT_MAX_PASSES,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._paginator = TotalPageSizePaginator(page_size)
-        self._max_pages = max_pages
-        self._max_passes = max_passes
+        super().__init__(
+            base_url,
+            paginator=TotalPageSizePaginator(page_size),
+            secrets=(secret_key, access_code),
+            timeout=timeout,
+            retry=retry,
+            max_concurrency=max_concurrency,
+            requests_per_minute=requests_per_minute,
+            max_pages=max_pages,
+            max_passes=max_passes,
+            transport=transport,
+        )
         self._headers = {
             "Accept": "application/json",
             "x-access-code": access_code,
             "x-secret-key": secret_key,
         }
-        self._engine = HttpEngine(
-            provider=PROVIDER,
-            base_url=self.base_url,
-            timeout=timeout,
-            retry=retry or RetryPolicy(),
-            gate=RequestGate(
-                max_concurrency=max_concurrency, requests_per_minute=requests_per_minute
-            ),
-            transport=transport,
-            secrets=(secret_key, access_code),
-        )
 
-    def __repr__(self) -> str:
-        return f"ESIMTradeClient(base_url={self.base_url!r})"
-
-    async def __aenter__(self) -> ESIMTradeClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._engine.aclose()
-
-    @property
-    def stats(self) -> ClientStats:
-        """Counters: ``requests`` (retries included), ``retries``, ``rate_limited`` (429s)."""
-        return self._engine.stats
+    async def _authenticate(self, send: Callable[[Mapping[str, str]], Awaitable[R]]) -> R:
+        return await send(self._headers)
 
     # --- stored order list -------------------------------------------------------------------
 
@@ -111,28 +90,14 @@ class ESIMTradeClient:
         """Pages of ``GET /reseller/orders`` (newest first), drift-safe and de-duplicated by
         ``providerOrderNo`` (see ``_paging``); ``.stats`` describes the walk. Raises
         :class:`ProviderError` subclasses when a page cannot be fetched after retries."""
-        filters: dict[str, str] = {}
-        if status is not None:
-            filters["status"] = status
-        if q is not None:
-            filters["q"] = q
-
-        async def fetch(number: int) -> FetchedPage:
-            params = {**self._paginator.params(number), **filters}
-            info = await self._engine.request(
-                "GET", LIST_PATH, parse=self._paginator.parse, params=params, headers=self._headers
-            )
-            return FetchedPage(number, info, utc_now(), describe_endpoint(LIST_PATH, params))
-
-        return Listing(
-            fetch,
+        filters = {
+            name: value for name, value in (("status", status), ("q", q)) if value is not None
+        }
+        return self._listing(
+            LIST_PATH,
+            filters,
             parse_item=ESIMTradeListedOrder.from_json,
             key=lambda order: order.provider_order_no,
-            page_size=self._paginator.page_size,
-            window=self._engine.gate.max_concurrency,
-            max_pages=self._max_pages,
-            max_passes=self._max_passes,
-            label=f"{PROVIDER} {LIST_PATH}",
         )
 
     # --- per-order sync ----------------------------------------------------------------------
@@ -165,49 +130,26 @@ class ESIMTradeClient:
         deadline. Keys never started are listed in ``.stats.skipped``. :class:`AuthError`
         aborts the batch.
         """
-        return BatchStream(
+        return self._batch(
             order_nos,
             lambda order_no, limit: self._sync("orderno", order_no, limit),
-            window=self._engine.gate.max_concurrency,
-            deadline=deadline,
             budget_requests=budget_requests,
-            requests_used=lambda: self._engine.stats.requests,
+            deadline=deadline,
         )
 
     async def _sync(
         self, by: Literal["orderno", "iccid"], value: str, deadline: float | None
     ) -> ESIMTradeSyncResult:
-        params: dict[str, str] = {by: value}
-        try:
-            esims = await self._engine.request(
-                "GET",
-                SYNC_PATH,
-                parse=_parse_esims,
-                params=params,
-                headers=self._headers,
-                deadline=deadline,
-            )
-        except AuthError:
-            raise
-        except ProviderError as exc:
-            body = getattr(exc, "body", None) if exc.status_code == 404 else None
-            return ESIMTradeSyncResult(
-                requested_by=by,
-                requested=value,
-                outcome="not_found" if exc.status_code == 404 else "failed",
-                http_status=exc.status_code,
-                esims=(),
-                error=excerpt(str(exc), self._engine.secrets, 300),
-                error_body=body,
-                fetched_at=utc_now(),
-            )
+        fetched = await self._for_key(
+            self._get(SYNC_PATH, parse=_parse_esims, params={by: value}, deadline=deadline)
+        )
         return ESIMTradeSyncResult(
             requested_by=by,
             requested=value,
-            outcome="ok",
-            http_status=200,
-            esims=esims,
-            error=None,
-            error_body=None,
+            outcome=fetched.outcome,
+            http_status=fetched.http_status,
+            esims=fetched.value or (),
+            error=fetched.error,
+            error_body=fetched.error_body,
             fetched_at=utc_now(),
         )

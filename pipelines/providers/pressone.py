@@ -4,47 +4,29 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 import httpx
+from tenacity import AsyncRetrying, RetryCallState
 
-from ._errors import (
-    AuthError,
-    NotFoundError,
-    PayloadShapeError,
-    ProviderError,
-    ValidationError,
-    excerpt,
-)
-from ._http import ClientStats, HttpEngine, PauseScope, describe_endpoint
-from ._paging import (
-    DEFAULT_MAX_PAGES,
-    DEFAULT_MAX_PASSES,
-    FetchedPage,
-    LaravelPaginator,
-    Listing,
-)
+from ._base import KeyFetch, ProviderClient
+from ._errors import AuthError, NotFoundError, PayloadShapeError, ValidationError
+from ._paging import DEFAULT_MAX_PAGES, DEFAULT_MAX_PASSES, LaravelPaginator, Listing
 from ._payload import unwrap_resource
-from ._ratelimit import BatchStream, RequestGate
-from ._records import (
-    PressOneOrder,
-    PressOneUsage,
-    PressOneUsageResult,
-    as_float,
-    utc_now,
-)
+from ._ratelimit import BatchStream
+from ._records import PressOneOrder, PressOneUsage, PressOneUsageResult
 from ._retry import RetryPolicy
+from ._scalars import as_float, utc_now
 
 __all__ = ["PressOneClient"]
 
 R = TypeVar("R")
 
-PROVIDER = "pressone"
 API = "/customer/v2"
 TOKEN_PATH = f"{API}/token"
 ORDERS_PATH = f"{API}/orders"
@@ -52,29 +34,16 @@ ORDERS_PATH = f"{API}/orders"
 # Used when the token response has no usable expires_in: the shorter of the documented lifetimes.
 DEFAULT_TOKEN_LIFETIME = 24 * 3600.0
 # Token requests one call may make after 401s, and 401s one call may meet
-# (see PressOneClient._authorized).
+# (see PressOneClient._authenticate).
 MAX_TOKEN_RENEWALS = 3
 MAX_401_RETRIES = 10
 # Token renewals forced by 401s, client-wide, with no authorized success in between: beyond
 # this the provider is taken to reject every token it issues (see _TokenCache).
 MAX_FORCED_RENEWALS = 5
+# The error of a usage answer whose ``data`` is empty (a "not_found" outcome).
+NO_USAGE_DATA = "usage body holds no data"
 # Earliest date used when only the end of a created_at range is given.
 OPEN_RANGE_START = date(2000, 1, 1)
-
-
-def _multipart_form(fields: dict[str, str]) -> tuple[bytes, str]:
-    """Encode text fields as multipart/form-data (RFC 7578); httpx only produces multipart
-    when files are attached."""
-    boundary = secrets.token_hex(16)
-    parts: list[bytes] = []
-    for name, value in fields.items():
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-            + value.encode()
-            + b"\r\n"
-        )
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 def _parse_token(body: Any) -> tuple[str, float | None]:
@@ -98,19 +67,19 @@ def _parse_order(body: Any) -> PressOneOrder:
     return PressOneOrder.from_json(unwrap_resource(body))
 
 
-def _usage_data(body: Any) -> dict[str, Any] | None:
-    """The usage object, or ``None`` for an empty ``data`` (how PressOne says "unknown")."""
+def _parse_usage(iccid: str, body: Any) -> PressOneUsage | None:
+    """The usage of ``iccid``, or ``None`` for an empty ``data`` (how PressOne says
+    "unknown")."""
     data = unwrap_resource(body)
     if isinstance(data, list):
-        objects = [item for item in data if isinstance(item, dict)]
         if not data:
             return None
-        if len(objects) != 1 or len(data) != 1:
-            raise PayloadShapeError("usage data is a list of more than one object")
-        return objects[0]
+        if len(data) != 1 or not isinstance(data[0], dict):
+            raise PayloadShapeError("usage data is a list but not of exactly one object")
+        data = data[0]
     if not isinstance(data, dict):
         raise PayloadShapeError("usage body without a data object")
-    return data
+    return PressOneUsage.from_json(iccid, data)
 
 
 class _TokenCache:
@@ -176,7 +145,7 @@ class _TokenCache:
         return token
 
 
-class PressOneClient:
+class PressOneClient(ProviderClient):
     """PressOne API client; use as ``async with PressOneClient(...) as client``.
 
     Requests go to ``{base_url}/customer/v2/...`` with ``Accept: application/json`` and a
@@ -185,7 +154,7 @@ class PressOneClient:
     usage 429 only delays that ICCID).
     """
 
-    provider = PROVIDER
+    provider: ClassVar[str] = "pressone"
 
     def __init__(
         self,
@@ -202,60 +171,38 @@ class PressOneClient:
         max_passes: int = DEFAULT_MAX_PASSES,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        super().__init__(
+            base_url,
+            paginator=LaravelPaginator(page_size),
+            secrets=(client_secret,),
+            timeout=timeout,
+            retry=retry,
+            max_concurrency=max_concurrency,
+            requests_per_minute=requests_per_minute,
+            max_pages=max_pages,
+            max_passes=max_passes,
+            transport=transport,
+        )
         self._client_id = client_id
         self._client_secret = client_secret
-        self._paginator = LaravelPaginator(page_size)
-        self._max_pages = max_pages
-        self._max_passes = max_passes
-        self._engine = HttpEngine(
-            provider=PROVIDER,
-            base_url=self.base_url,
-            timeout=timeout,
-            retry=retry or RetryPolicy(),
-            gate=RequestGate(
-                max_concurrency=max_concurrency, requests_per_minute=requests_per_minute
-            ),
-            transport=transport,
-            secrets=(client_secret,),
-        )
         self._tokens = _TokenCache(self._request_token, max_forced=MAX_FORCED_RENEWALS)
-
-    def __repr__(self) -> str:
-        return f"PressOneClient(base_url={self.base_url!r})"
-
-    async def __aenter__(self) -> PressOneClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._engine.aclose()
-
-    @property
-    def stats(self) -> ClientStats:
-        """Counters: ``requests``, ``retries``, ``rate_limited`` (429s), ``token_requests``."""
-        return self._engine.stats
 
     # --- token -------------------------------------------------------------------------------
 
     async def _request_token(self) -> tuple[str, float | None]:
-        content, content_type = _multipart_form(
-            {
-                "client_id": self._client_id,
-                "client_secret": self._client_secret,
-                "grant_type": "client_credentials",
-            }
-        )
+        form = {
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+            "grant_type": "client_credentials",
+        }
         self._engine.stats.token_requests += 1
         try:
             token, lifetime = await self._engine.request(
                 "POST",
                 TOKEN_PATH,
                 parse=_parse_token,
-                headers={"Accept": "application/json", "Content-Type": content_type},
-                content=content,
+                headers={"Accept": "application/json"},
+                form=form,
                 pause_scope="request",
             )
         except ValidationError as exc:
@@ -269,55 +216,50 @@ class PressOneClient:
         self._engine.add_secret(token)
         return token, lifetime
 
-    async def _authorized(
-        self,
-        path: str,
-        *,
-        parse: Callable[[Any], R],
-        params: dict[str, str] | None = None,
-        pause_scope: PauseScope = "client",
-        deadline: float | None = None,
-    ) -> R:
-        """GET with the bearer token; a 401 renews the rejected token once and tries again.
+    async def _authenticate(self, send: Callable[[Mapping[str, str]], Awaitable[R]]) -> R:
+        """Send with the bearer token; a 401 renews the rejected token once and tries again.
 
         Each rejected token is renewed once for all concurrent callers, so a call that meets a
         401 usually just picks up the token another caller already renewed. A token can also
         expire early twice in a row, so a call may itself ask for up to ``MAX_TOKEN_RENEWALS``
         tokens (and meet at most ``MAX_401_RETRIES`` 401s). AuthError comes sooner when the
         provider keeps rejecting fresh tokens (the cache stops after ``MAX_FORCED_RENEWALS``
-        renewals in a row without a success).
+        renewals in a row without a success). Transient failures are retried inside each
+        attempt by the engine.
         """
         token = await self._tokens.get()
-        renewals = rejections = 0
-        while True:
-            try:
-                result = await self._engine.request(
-                    "GET",
-                    path,
-                    parse=parse,
-                    params=params,
-                    headers={"Accept": "application/json", "Authorization": f"Bearer {token}"},
-                    pause_scope=pause_scope,
-                    deadline=deadline,
-                )
-            except AuthError as exc:
-                rejections += 1
-                if exc.status_code != 401 or rejections > MAX_401_RETRIES:
-                    raise
-                if renewals >= MAX_TOKEN_RENEWALS:
-                    replacement = await self._tokens.current_if_replaced(token)
-                    if replacement is None:
-                        raise
-                    token = replacement
-                    continue
+        renewals = 0
+
+        async def send_with_token() -> R:
+            return await send({"Accept": "application/json", "Authorization": f"Bearer {token}"})
+
+        async def another_token_after_401(state: RetryCallState) -> bool:
+            """Retry a 401 with a token other than the rejected one, if one can be had."""
+            nonlocal token, renewals
+            outcome = state.outcome
+            exc = outcome.exception() if outcome is not None and outcome.failed else None
+            if not isinstance(exc, AuthError) or exc.status_code != 401:
+                return False
+            if state.attempt_number > MAX_401_RETRIES:
+                return False
+            if renewals < MAX_TOKEN_RENEWALS:
                 fresh = await self._tokens.refresh(token)
                 if fresh is None:
-                    raise
+                    return False
                 token, renewed = fresh
                 renewals += renewed
-            else:
-                self._tokens.accepted()
-                return result
+                return True
+            replacement = await self._tokens.current_if_replaced(token)
+            if replacement is None:
+                return False
+            token = replacement
+            return True
+
+        result = await AsyncRetrying(
+            retry=another_token_after_401, sleep=asyncio.sleep, reraise=True
+        )(send_with_token)
+        self._tokens.accepted()
+        return result
 
     # --- orders ------------------------------------------------------------------------------
 
@@ -357,21 +299,8 @@ class PressOneClient:
         ):
             if value is not None:
                 filters[f"filter[{name}]"] = value
-
-        async def fetch(number: int) -> FetchedPage:
-            params = {**filters, **self._paginator.params(number)}
-            info = await self._authorized(ORDERS_PATH, parse=self._paginator.parse, params=params)
-            return FetchedPage(number, info, utc_now(), describe_endpoint(ORDERS_PATH, params))
-
-        return Listing(
-            fetch,
-            parse_item=PressOneOrder.from_json,
-            key=lambda order: order.id,
-            page_size=self._paginator.page_size,
-            window=self._engine.gate.max_concurrency,
-            max_pages=self._max_pages,
-            max_passes=self._max_passes,
-            label=f"{PROVIDER} {ORDERS_PATH}",
+        return self._listing(
+            ORDERS_PATH, filters, parse_item=PressOneOrder.from_json, key=lambda order: order.id
         )
 
     async def get_order(
@@ -380,7 +309,7 @@ class PressOneClient:
         """``GET /customer/v2/orders/{id}``; ``None`` on 404."""
         params = {"include": ",".join(include)} if include else None
         try:
-            return await self._authorized(
+            return await self._get(
                 f"{ORDERS_PATH}/{int(order_id)}", parse=_parse_order, params=params
             )
         except NotFoundError:
@@ -393,36 +322,19 @@ class PressOneClient:
         404 (or an empty ``data``) gives ``"not_found"``, anything still failing after retries
         ``"failed"``. Raises :class:`AuthError` (credentials rejected)."""
         path = f"{API}/sims/{quote(iccid, safe='')}/usage"
-        try:
-            data = await self._authorized(
-                path, parse=_usage_data, pause_scope="request", deadline=deadline
+        fetched = await self._for_key(
+            self._get(
+                path, parse=partial(_parse_usage, iccid), pause_scope="request", deadline=deadline
             )
-        except AuthError:
-            raise
-        except ProviderError as exc:
-            return PressOneUsageResult(
-                iccid=iccid,
-                outcome="not_found" if exc.status_code == 404 else "failed",
-                http_status=exc.status_code,
-                usage=None,
-                error=excerpt(str(exc), self._engine.secrets, 300),
-                fetched_at=utc_now(),
-            )
-        if data is None:
-            return PressOneUsageResult(
-                iccid=iccid,
-                outcome="not_found",
-                http_status=200,
-                usage=None,
-                error="usage body holds no data",
-                fetched_at=utc_now(),
-            )
+        )
+        if fetched.outcome == "ok" and fetched.value is None:
+            fetched = KeyFetch(outcome="not_found", http_status=200, error=NO_USAGE_DATA)
         return PressOneUsageResult(
             iccid=iccid,
-            outcome="ok",
-            http_status=200,
-            usage=PressOneUsage.from_json(iccid, data),
-            error=None,
+            outcome=fetched.outcome,
+            http_status=fetched.http_status,
+            usage=fetched.value,
+            error=fetched.error,
             fetched_at=utc_now(),
         )
 
@@ -435,11 +347,9 @@ class PressOneClient:
     ) -> BatchStream[PressOneUsageResult]:
         """Usage of many ICCIDs concurrently, yielding results as they complete; same
         budget/deadline rules as :meth:`ESIMTradeClient.sync_many`."""
-        return BatchStream(
+        return self._batch(
             iccids,
             lambda iccid, limit: self.get_usage(iccid, deadline=limit),
-            window=self._engine.gate.max_concurrency,
-            deadline=deadline,
             budget_requests=budget_requests,
-            requests_used=lambda: self._engine.stats.requests,
+            deadline=deadline,
         )

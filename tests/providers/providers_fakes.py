@@ -2,7 +2,7 @@
 
 They follow provider-apis.md and nothing more, and let a test script faults (a queue of
 canned responses or transport exceptions per path) and list drift (a hook run before each list
-page is served).
+page is served). ``fake.client()`` is a real client wired to the fake, with fast retries.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from pipelines.providers import RetryPolicy
+from pipelines.providers import ESIMTradeClient, PressOneClient, RetryPolicy
 
 # Retries that keep the suite fast: tiny backoff, short budget.
 FAST_RETRY = RetryPolicy(max_attempts=6, max_total_seconds=3.0, initial_wait=0.001, max_wait=0.005)
@@ -79,8 +79,23 @@ class _FakeBase:
     def serve(self, request: httpx.Request) -> httpx.Response:
         raise NotImplementedError
 
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential the client holds or was issued: none may show in any text."""
+        raise NotImplementedError
+
+    def client_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Client keyword arguments: fast retries unless ``options`` say otherwise, and this
+        fake as the transport."""
+        return {"retry": FAST_RETRY, **options, "transport": self.transport()}
+
     def paths(self) -> list[str]:
         return [r.url.path for r in self.requests]
+
+
+def assert_no_secret(fake: _FakeBase, *texts: str) -> None:
+    for text in texts:
+        for secret in fake.secrets():
+            assert secret not in text
 
 
 def esimtrade_order(n: int, **extra: Any) -> dict[str, Any]:
@@ -140,6 +155,16 @@ class FakeESIMTrade(_FakeBase):
         self.tamper_rows: Callable[[int, list[dict[str, Any]]], list[dict[str, Any]]] | None = None
         self.ignore_page_param = False
         self.list_calls = 0
+
+    def client(self, *, secret_key: str = SECRET_KEY, **options: Any) -> ESIMTradeClient:
+        """A client of this fake, unpaced unless ``requests_per_minute`` is given."""
+        options.setdefault("requests_per_minute", None)
+        return ESIMTradeClient(
+            self.BASE_URL, self.ACCESS_CODE, secret_key, **self.client_options(options)
+        )
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.SECRET_KEY, self.ACCESS_CODE)
 
     def serve(self, request: httpx.Request) -> httpx.Response:
         headers = request.headers
@@ -214,6 +239,20 @@ def pressone_order(n: int, **extra: Any) -> dict[str, Any]:
     }
 
 
+# A PressOne usage object as documented (provider-apis.md §2.4).
+USAGE = {
+    "remaining": 767,
+    "total": 2048,
+    "expired_at": "2026-01-01 00:00:00",
+    "is_unlimited": False,
+    "status": "ACTIVE",
+    "remaining_voice": 0,
+    "remaining_text": 0,
+    "total_voice": 0,
+    "total_text": 0,
+}
+
+
 class FakePressOne(_FakeBase):
     CLIENT_ID = "client-42"
     CLIENT_SECRET = "cs-HUSH-0a1b2c3d4e5f"
@@ -234,9 +273,18 @@ class FakePressOne(_FakeBase):
         self.per_page_as_string = per_page_as_string
         self.usage: dict[str, dict[str, Any]] = {}
         self.valid_tokens: set[str] = set()
+        self.issued_tokens: list[str] = []
         self.token_requests = 0
         self.token_forms: list[dict[str, str]] = []
         self.before_list_page: Callable[[int], None] | None = None
+
+    def client(self, *, client_secret: str = CLIENT_SECRET, **options: Any) -> PressOneClient:
+        return PressOneClient(
+            self.BASE_URL, self.CLIENT_ID, client_secret, **self.client_options(options)
+        )
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.CLIENT_SECRET, *self.issued_tokens)
 
     def revoke_tokens(self) -> None:
         self.valid_tokens.clear()
@@ -316,6 +364,7 @@ class FakePressOne(_FakeBase):
             )
         token = f"tok-{self.token_requests}-{'x' * 24}"
         self.valid_tokens.add(token)
+        self.issued_tokens.append(token)
         body = {
             "data": {"token_type": "Bearer", "expires_in": self.expires_in, "access_token": token},
             "meta": {"message": "success"},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from pipelines.providers import AuthError, ESIMTradeClient, PressOneClient, RetryPolicy
@@ -71,8 +73,6 @@ async def test_pressone_refreshes_a_token_that_expires(dataset) -> None:
         async with _pressone(sim.env(), page_size=100) as client:
             async for _ in client.iter_orders():
                 pass
-            import asyncio
-
             await asyncio.sleep(1.2)
             async for _ in client.iter_orders():
                 pass

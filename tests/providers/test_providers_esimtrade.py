@@ -12,6 +12,7 @@ import pytest
 from providers_fakes import (
     FAST_RETRY,
     FakeESIMTrade,
+    assert_no_secret,
     esimtrade_esim,
     esimtrade_order,
     json_response,
@@ -20,25 +21,10 @@ from providers_fakes import (
 
 from pipelines.providers import (
     AuthError,
-    ESIMTradeClient,
     ProviderUnavailableError,
     RetryPolicy,
     deadline_in,
 )
-
-SECRETS = (FakeESIMTrade.SECRET_KEY,)
-
-
-def client_for(fake: FakeESIMTrade, **kw: Any) -> ESIMTradeClient:
-    kw.setdefault("retry", FAST_RETRY)
-    kw.setdefault("requests_per_minute", None)
-    return ESIMTradeClient(
-        FakeESIMTrade.BASE_URL,
-        FakeESIMTrade.ACCESS_CODE,
-        kw.pop("secret_key", FakeESIMTrade.SECRET_KEY),
-        transport=fake.transport(),
-        **kw,
-    )
 
 
 def order_no(n: int) -> str:
@@ -52,19 +38,13 @@ def with_esims(fake: FakeESIMTrade, *numbers: int) -> list[str]:
     return nos
 
 
-def assert_no_secret(*texts: str) -> None:
-    for text in texts:
-        for secret in SECRETS:
-            assert secret not in text
-
-
 # --- per-order sync ------------------------------------------------------------------------
 
 
 async def test_sync_ok_sends_only_the_key_pair_and_parses_the_esim() -> None:
     fake = FakeESIMTrade()
     (no,) = with_esims(fake, 1)
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         result = await client.sync_order(no)
     assert result.outcome == "ok" and result.http_status == 200
     assert result.requested_by == "orderno" and result.requested == no
@@ -83,7 +63,7 @@ async def test_sync_ok_sends_only_the_key_pair_and_parses_the_esim() -> None:
 async def test_sync_by_iccid_and_list_shaped_data() -> None:
     fake = FakeESIMTrade()
     fake.by_iccid["8948010000095399804"] = [esimtrade_esim("B1"), esimtrade_esim("B2")]
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         result = await client.sync_iccid("8948010000095399804")
     assert result.outcome == "ok" and result.requested_by == "iccid"
     assert [e.order_no for e in result.esims] == ["B1", "B2"]
@@ -101,7 +81,7 @@ async def test_sync_allocating_profile_with_nulls_is_ok() -> None:
         "totalVolume": None,
         "surprise": 1,
     }
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         result = await client.sync_order("B9")
     assert result.outcome == "ok"
     assert result.esims[0].iccid is None and result.esims[0].raw["surprise"] == 1
@@ -109,7 +89,7 @@ async def test_sync_allocating_profile_with_nulls_is_ok() -> None:
 
 async def test_sync_404_is_not_found_with_body() -> None:
     fake = FakeESIMTrade()
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         result = await client.sync_order("B404")
     assert result.outcome == "not_found" and result.http_status == 404
     assert result.error_body == {"error": "order not found"}
@@ -120,7 +100,7 @@ async def test_sync_404_is_not_found_with_body() -> None:
 async def test_bad_credentials_raise_auth_error_without_the_secret() -> None:
     fake = FakeESIMTrade()
     (no,) = with_esims(fake, 1)
-    async with client_for(fake, secret_key="sk-WRONG-but-secret") as client:
+    async with fake.client(secret_key="sk-WRONG-but-secret") as client:
         with pytest.raises(AuthError) as info:
             await client.sync_order(no)
         assert "sk-WRONG-but-secret" not in repr(client)
@@ -134,10 +114,10 @@ async def test_error_body_echoing_the_secret_is_redacted() -> None:
         "/portal/orders",
         json_response(403, {"error": f"key {FakeESIMTrade.SECRET_KEY} may not read orders"}),
     )
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         with pytest.raises(AuthError) as info:
             await client.sync_order("B1")
-    assert_no_secret(str(info.value), repr(info.value))
+    assert_no_secret(fake, str(info.value), repr(info.value))
     assert "may not read orders" in str(info.value)
 
 
@@ -148,7 +128,7 @@ async def test_error_body_echoing_the_secret_is_redacted() -> None:
 async def test_other_client_errors_fail_the_sync_without_retry(status: int, expected: str) -> None:
     fake = FakeESIMTrade()
     fake.add_faults("/portal/orders", json_response(status, {"error": "nope"}))
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         result = await client.sync_order("B1")
     assert result.outcome == "failed" and result.http_status == status
     assert "nope" in (result.error or "")
@@ -172,7 +152,7 @@ async def test_429_then_success_honours_retry_after(
     headers = {"Retry-After": header} if header is not None else {}
     fake.add_faults("/portal/orders", json_response(429, {"error": "slow down"}, headers))
     caplog.set_level(logging.INFO, "esim_recon.providers")
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         result = await client.sync_order(no)
         assert client.stats.rate_limited == 1 and client.stats.retries == 1
         assert client.stats.requests == 2
@@ -181,7 +161,7 @@ async def test_429_then_success_honours_retry_after(
     assert gap >= min_wait * 0.95
     assert gap > 0  # never a hot loop
     assert "HTTP 429" in caplog.text and "retrying in" in caplog.text
-    assert_no_secret(caplog.text)
+    assert_no_secret(fake, caplog.text)
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
@@ -189,7 +169,7 @@ async def test_5xx_then_success(status: int) -> None:
     fake = FakeESIMTrade()
     (no,) = with_esims(fake, 1)
     fake.add_faults("/portal/orders", json_response(status, {"error": "upstream"}))
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         result = await client.sync_order(no)
     assert result.outcome == "ok" and len(fake.requests) == 2
 
@@ -210,7 +190,7 @@ async def test_transient_fault_then_success(fault: Any) -> None:
     fake = FakeESIMTrade()
     (no,) = with_esims(fake, 1)
     fake.add_faults("/portal/orders", fault)
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         result = await client.sync_order(no)
         assert client.stats.retries == 1
     assert result.outcome == "ok"
@@ -221,7 +201,7 @@ async def test_persistent_503_fails_the_sync_within_the_time_cap() -> None:
     fake.add_faults("/portal/orders", *[json_response(503, {"error": "down"})] * 100)
     policy = RetryPolicy(max_attempts=50, max_total_seconds=0.5, initial_wait=0.02, max_wait=0.1)
     start = time.monotonic()
-    async with client_for(fake, retry=policy) as client:
+    async with fake.client(retry=policy) as client:
         result = await client.sync_order("B1")
     elapsed = time.monotonic() - start
     assert result.outcome == "failed" and result.http_status == 503
@@ -233,7 +213,7 @@ async def test_persistent_503_fails_the_sync_within_the_time_cap() -> None:
 async def test_persistent_503_stops_after_max_attempts() -> None:
     fake = FakeESIMTrade()
     fake.add_faults("/portal/orders", *[json_response(503, {"error": "down"})] * 100)
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         result = await client.sync_order("B1")
     assert result.outcome == "failed" and len(fake.requests) == FAST_RETRY.max_attempts
 
@@ -242,7 +222,7 @@ async def test_retry_after_beyond_budget_gives_up_at_once() -> None:
     fake = FakeESIMTrade()
     fake.add_faults("/portal/orders", json_response(429, {"error": "x"}, {"Retry-After": "60"}))
     start = time.monotonic()
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         result = await client.sync_order("B1")
     assert time.monotonic() - start < 0.5
     assert result.outcome == "failed" and result.http_status == 429
@@ -257,7 +237,7 @@ async def test_a_429_pauses_all_concurrent_workers() -> None:
     nos = with_esims(fake, *range(1, 9))
     fake.add_faults("/portal/orders", json_response(429, {"error": "x"}, {"Retry-After": "0.4"}))
     fake.delay = 0.01
-    async with client_for(fake, max_concurrency=4) as client:
+    async with fake.client(max_concurrency=4) as client:
         results = [r async for r in client.sync_many(nos)]
         assert client.stats.rate_limited == 1
     assert {r.outcome for r in results} == {"ok"}
@@ -277,7 +257,7 @@ async def test_rate_limit_remaining_zero_pauses_until_reset() -> None:
         {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "0.3"},
     )
     fake.add_faults("/portal/orders", ok)
-    async with client_for(fake, max_concurrency=1) as client:
+    async with fake.client(max_concurrency=1) as client:
         await client.sync_order(nos[0])
         await client.sync_order(nos[1])
     assert fake.request_times[1] - fake.request_times[0] >= 0.28
@@ -286,7 +266,7 @@ async def test_rate_limit_remaining_zero_pauses_until_reset() -> None:
 async def test_requests_per_minute_paces_requests() -> None:
     fake = FakeESIMTrade()
     nos = with_esims(fake, *range(1, 6))
-    async with client_for(fake, requests_per_minute=600) as client:  # one per 0.1 s
+    async with fake.client(requests_per_minute=600) as client:  # one per 0.1 s
         results = [r async for r in client.sync_many(nos)]
     assert len(results) == 5
     gaps = [b - a for a, b in zip(fake.request_times, fake.request_times[1:], strict=False)]
@@ -297,7 +277,7 @@ async def test_sync_many_bounds_concurrency_dedupes_and_streams() -> None:
     fake = FakeESIMTrade()
     nos = with_esims(fake, *range(1, 21))
     fake.delay = 0.02
-    async with client_for(fake, max_concurrency=3) as client:
+    async with fake.client(max_concurrency=3) as client:
         results = [r async for r in client.sync_many(nos + nos[:5] + ["B-unknown"])]
     assert len(results) == 21
     assert sorted(r.requested for r in results) == sorted([*nos, "B-unknown"])
@@ -308,7 +288,7 @@ async def test_sync_many_bounds_concurrency_dedupes_and_streams() -> None:
 async def test_sync_many_stops_at_request_budget() -> None:
     fake = FakeESIMTrade()
     nos = with_esims(fake, *range(1, 11))
-    async with client_for(fake, max_concurrency=2) as client:
+    async with fake.client(max_concurrency=2) as client:
         stream = client.sync_many(nos, budget_requests=4)
         results = [r async for r in stream]
     assert len(results) == 4 and len(fake.requests) == 4
@@ -320,7 +300,7 @@ async def test_sync_many_stops_starting_work_at_the_deadline() -> None:
     fake = FakeESIMTrade()
     nos = with_esims(fake, *range(1, 21))
     fake.delay = 0.05
-    async with client_for(fake, max_concurrency=2) as client:
+    async with fake.client(max_concurrency=2) as client:
         stream = client.sync_many(nos, deadline=deadline_in(0.12))
         results = [r async for r in stream]
     assert 2 <= len(results) < 20
@@ -332,7 +312,7 @@ async def test_sync_many_raises_auth_error_and_cancels_the_rest() -> None:
     fake = FakeESIMTrade()
     nos = with_esims(fake, *range(1, 41))
     fake.delay = 0.01
-    async with client_for(fake, secret_key="sk-revoked-value", max_concurrency=4) as client:
+    async with fake.client(secret_key="sk-revoked-value", max_concurrency=4) as client:
         with pytest.raises(AuthError) as info:
             [r async for r in client.sync_many(nos)]
         in_flight = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
@@ -347,7 +327,7 @@ async def test_sync_many_raises_auth_error_and_cancels_the_rest() -> None:
 async def test_iter_orders_reads_every_page_in_parallel() -> None:
     fake = FakeESIMTrade([esimtrade_order(n) for n in range(250, 0, -1)])
     fake.delay = 0.01
-    async with client_for(fake, page_size=20, max_concurrency=4) as client:
+    async with fake.client(page_size=20, max_concurrency=4) as client:
         listing = client.iter_orders(status="got_resource")
         pages = [p async for p in listing]
     orders = [o for p in pages for o in p.items]
@@ -359,14 +339,14 @@ async def test_iter_orders_reads_every_page_in_parallel() -> None:
     assert params["status"] == "got_resource"
     page = pages[0]
     assert page.total == 250 and page.source_endpoint.startswith("/reseller/orders?page=")
-    assert_no_secret(*(p.source_endpoint for p in pages))
-    assert_no_secret(*(str(r.url) for r in fake.requests))
+    assert_no_secret(fake, *(p.source_endpoint for p in pages))
+    assert_no_secret(fake, *(str(r.url) for r in fake.requests))
     assert orders[0].cost_price is not None
 
 
 async def test_iter_orders_empty_list() -> None:
     fake = FakeESIMTrade([])
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         listing = client.iter_orders()
         pages = [p async for p in listing]
     assert pages == [] and listing.stats.pages_requested == 1
@@ -379,7 +359,7 @@ async def test_iter_orders_under_drift_and_faults() -> None:
     fresh = iter(range(1000, 2000))
 
     def insert_head(page: int) -> None:
-        # New orders arrive during the walk, and the server repeats the order at a page seam.
+        # New orders arrive at the head during the walk, shifting later pages.
         if fake.list_calls in (2, 3, 5):
             for _ in range(4):
                 fake.orders.insert(0, esimtrade_order(next(fresh)))
@@ -391,7 +371,7 @@ async def test_iter_orders_under_drift_and_faults() -> None:
         httpx.Response(200, content=b'{"page": 1, "pageSize": 10, "total": 9'),
         json_response(429, {"error": "x"}, {"Retry-After": "0"}),
     )
-    async with client_for(fake, page_size=10, max_concurrency=3) as client:
+    async with fake.client(page_size=10, max_concurrency=3) as client:
         listing = client.iter_orders()
         pages = [p async for p in listing]
     keys = [o.provider_order_no for p in pages for o in p.items]
@@ -409,7 +389,7 @@ async def test_iter_orders_drops_an_order_the_server_repeats_on_two_pages() -> N
         return [fake.orders[9], *rows] if page == 2 else rows
 
     fake.tamper_rows = repeat_seam
-    async with client_for(fake, page_size=10) as client:
+    async with fake.client(page_size=10) as client:
         listing = client.iter_orders()
         keys = [o.provider_order_no for p in [p async for p in listing] for o in p.items]
     assert sorted(keys) == sorted(o["providerOrderNo"] for o in fake.orders)
@@ -421,7 +401,7 @@ async def test_iter_orders_raises_when_a_page_keeps_failing() -> None:
     fake.add_faults("/reseller/orders", *[json_response(503, {"error": "down"})] * 50)
     policy = RetryPolicy(max_attempts=100, max_total_seconds=0.3, initial_wait=0.01, max_wait=0.05)
     start = time.monotonic()
-    async with client_for(fake, retry=policy, page_size=10) as client:
+    async with fake.client(retry=policy, page_size=10) as client:
         with pytest.raises(ProviderUnavailableError) as info:
             [p async for p in client.iter_orders()]
     assert time.monotonic() - start < 1.0
@@ -432,7 +412,7 @@ async def test_iter_orders_raises_when_a_page_keeps_failing() -> None:
 async def test_iter_orders_stops_on_a_server_that_ignores_page() -> None:
     fake = FakeESIMTrade([esimtrade_order(n) for n in range(100, 0, -1)])
     fake.ignore_page_param = True
-    async with client_for(fake, page_size=10, max_concurrency=1) as client:
+    async with fake.client(page_size=10, max_concurrency=1) as client:
         listing = client.iter_orders()
         pages = [p async for p in listing]
     assert sum(len(p.items) for p in pages) == 10
@@ -442,7 +422,7 @@ async def test_iter_orders_stops_on_a_server_that_ignores_page() -> None:
 
 async def test_iter_orders_max_pages_guard() -> None:
     fake = FakeESIMTrade([esimtrade_order(n) for n in range(100, 0, -1)])
-    async with client_for(fake, page_size=10, max_pages=3, max_passes=1) as client:
+    async with fake.client(page_size=10, max_pages=3, max_passes=1) as client:
         listing = client.iter_orders()
         pages = [p async for p in listing]
     assert len(pages) == 3 and listing.stats.pages_requested == 3
@@ -451,7 +431,7 @@ async def test_iter_orders_max_pages_guard() -> None:
 
 async def test_unknown_order_fields_are_preserved() -> None:
     fake = FakeESIMTrade([esimtrade_order(1, reseller_note="vip", costPrice=1.2)])
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         pages = [p async for p in client.iter_orders()]
     order = pages[0].items[0]
     assert order.raw["reseller_note"] == "vip"

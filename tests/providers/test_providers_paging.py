@@ -9,9 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.providers import LaravelPaginator, Listing, PageInfo, TotalPageSizePaginator
+from pipelines.providers import Listing
 from pipelines.providers._errors import EnvelopeFailure, PayloadShapeError
-from pipelines.providers._paging import FetchedPage
+from pipelines.providers._paging import (
+    FetchedPage,
+    LaravelPaginator,
+    PageInfo,
+    TotalPageSizePaginator,
+)
 
 
 class ListServer:
@@ -205,12 +210,17 @@ async def test_unreadable_items_are_dropped_and_counted_once() -> None:
 
 async def test_breaking_out_early_cancels_pages_in_flight() -> None:
     started: list[int] = []
-    release = asyncio.Event()
+    cancelled: list[int] = []
+    release = asyncio.Event()  # never set: pages after the second wait until cancelled
 
     async def fetch(number: int) -> FetchedPage:
         started.append(number)
-        if number > 1:
-            await release.wait()
+        if number > 2:
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                cancelled.append(number)
+                raise
         rows = tuple({"k": number * 10 + i} for i in range(10))
         return FetchedPage(
             number, PageInfo(items=rows, total=100, per_page=10), datetime.now(UTC), "/"
@@ -219,10 +229,13 @@ async def test_breaking_out_early_cancels_pages_in_flight() -> None:
     lst: Listing[int] = Listing(
         fetch, parse_item=parse_item, key=lambda k: k, page_size=10, window=3
     )
-    async for _page in lst:
-        break
+    async for page in lst:
+        if page.number == 2:  # pages 3 and 4 are in flight now
+            break
     await lst.aclose()
     assert len(started) <= 4  # page 1 and at most one window
+    in_flight = [number for number in started if number > 2]
+    assert in_flight and sorted(cancelled) == in_flight
 
 
 def test_total_pagesize_paginator_shapes() -> None:
@@ -300,11 +313,21 @@ def test_laravel_paginator_plain_and_both_envelopes() -> None:
         paginator.parse({"data": {"id": 1}})
 
 
-@settings(
-    max_examples=120,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+# Drift scenarios run whole listings: slow examples are expected, not a health problem.
+DRIFT_SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def drain(server: ListServer, window: int) -> tuple[list[int], Listing[int]]:
+    """Run a listing of ``server`` (up to six passes) to its end, outside any event loop."""
+
+    async def run() -> tuple[list[int], Listing[int]]:
+        lst = listing(server, window=window, max_passes=6)
+        return await collect(lst), lst
+
+    return asyncio.run(run())
+
+
+@settings(DRIFT_SETTINGS, max_examples=120)
 @given(
     size=st.integers(0, 60),
     page_size=st.integers(1, 12),
@@ -324,24 +347,19 @@ def test_property_drift_never_loses_or_duplicates(
     """Head inserts during the first fetches: every row present at the end is yielded
     exactly once (with a total to compare against), and nothing that never existed is."""
 
-    async def run() -> tuple[list[int], ListServer, Listing[int]]:
-        server = ListServer(size, page_size, inserts=inserts, delays=delays, style=style)
-        lst = listing(server, window=window, max_passes=6)
-        return await collect(lst), server, lst
-
-    keys, server, lst = asyncio.run(run())
+    server = ListServer(size, page_size, inserts=inserts, delays=delays, style=style)
+    keys, lst = drain(server, window)
     assert len(keys) == len(set(keys))
     assert set(keys) <= set(range(1, server.next_key))
     if style == "total":
         assert set(keys) == set(server.keys)
         assert lst.stats.complete
-    else:
+    elif not inserts:
         # Without a total, only a stable list is guaranteed complete.
-        if not inserts:
-            assert set(keys) == set(server.keys)
+        assert set(keys) == set(server.keys)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(DRIFT_SETTINGS, max_examples=80)
 @given(
     size=st.integers(0, 50),
     page_size=st.integers(1, 10),
@@ -354,11 +372,7 @@ def test_property_rows_leaving_the_list_are_not_missed(
 ) -> None:
     """Rows removed from the head during the first fetches (a filtered list losing rows):
     every row still listed at the end is yielded exactly once."""
-
-    async def run() -> tuple[list[int], ListServer]:
-        server = ListServer(size, page_size, removals=removals, delays=delays)
-        return await collect(listing(server, window=window, max_passes=6)), server
-
-    keys, server = asyncio.run(run())
+    server = ListServer(size, page_size, removals=removals, delays=delays)
+    keys, _ = drain(server, window)
     assert len(keys) == len(set(keys))
     assert set(server.keys) <= set(keys) <= set(server.keys) | server.removed

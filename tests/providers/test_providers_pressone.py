@@ -4,15 +4,13 @@ import asyncio
 import logging
 import time
 from datetime import date
-from typing import Any
 
 import httpx
 import pytest
-from providers_fakes import FAST_RETRY, FakePressOne, json_response, pressone_order
+from providers_fakes import USAGE, FakePressOne, assert_no_secret, json_response, pressone_order
 
 from pipelines.providers import (
     AuthError,
-    PressOneClient,
     ProviderUnavailableError,
     RetryPolicy,
     ValidationError,
@@ -20,35 +18,6 @@ from pipelines.providers import (
 from pipelines.providers.pressone import MAX_FORCED_RENEWALS
 
 ICCID = "8948010000095399804"
-USAGE = {
-    "remaining": 767,
-    "total": 2048,
-    "expired_at": "2026-01-01 00:00:00",
-    "is_unlimited": False,
-    "status": "ACTIVE",
-    "remaining_voice": 0,
-    "remaining_text": 0,
-    "total_voice": 0,
-    "total_text": 0,
-}
-
-
-def client_for(fake: FakePressOne, **kw: Any) -> PressOneClient:
-    kw.setdefault("retry", FAST_RETRY)
-    return PressOneClient(
-        FakePressOne.BASE_URL,
-        FakePressOne.CLIENT_ID,
-        kw.pop("client_secret", FakePressOne.CLIENT_SECRET),
-        transport=fake.transport(),
-        **kw,
-    )
-
-
-def assert_no_secret(fake: FakePressOne, *texts: str) -> None:
-    for text in texts:
-        assert FakePressOne.CLIENT_SECRET not in text
-        for token in fake.valid_tokens:
-            assert token not in text
 
 
 # --- token ---------------------------------------------------------------------------------
@@ -58,7 +27,7 @@ async def test_token_is_requested_once_as_multipart_and_shared_by_concurrent_cal
     fake = FakePressOne([pressone_order(n) for n in range(1, 4)])
     fake.usage = {f"89{n:017d}": USAGE for n in range(30)}
     fake.delay = 0.005
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         results = [r async for r in client.usage_many(fake.usage)]
         await client.get_order(1)
         assert client.stats.token_requests == 1
@@ -80,7 +49,7 @@ async def test_token_is_requested_once_as_multipart_and_shared_by_concurrent_cal
 
 async def test_token_is_renewed_before_expires_in_elapses() -> None:
     fake = FakePressOne([pressone_order(1)], expires_in=1)
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         await client.get_order(1)
         await client.get_order(1)
         assert fake.token_requests == 1
@@ -91,7 +60,7 @@ async def test_token_is_renewed_before_expires_in_elapses() -> None:
 
 async def test_401_refreshes_once_then_succeeds() -> None:
     fake = FakePressOne([pressone_order(1)])
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         assert await client.get_order(1) is not None
         fake.revoke_tokens()  # the provider expires the token early
         order = await client.get_order(1)
@@ -102,7 +71,7 @@ async def test_401_refreshes_once_then_succeeds() -> None:
 async def test_concurrent_401s_share_one_refresh() -> None:
     fake = FakePressOne()
     fake.usage = {f"89{n:017d}": USAGE for n in range(12)}
-    async with client_for(fake, max_concurrency=6) as client:
+    async with fake.client(max_concurrency=6) as client:
         await client.get_usage(next(iter(fake.usage)))
         fake.revoke_tokens()
         results = [r async for r in client.usage_many(fake.usage)]
@@ -114,7 +83,7 @@ async def test_token_expiring_twice_in_a_row_is_renewed_each_time() -> None:
     fake = FakePressOne()
     fake.usage[ICCID] = USAGE
     fake.add_faults("/usage", *[json_response(401, {"message": "Unauthenticated."})] * 2)
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         result = await client.get_usage(ICCID)
     assert result.outcome == "ok"
     assert fake.token_requests == 3
@@ -130,7 +99,7 @@ async def test_tokens_expiring_under_concurrent_callers_are_renewed_not_fatal() 
 
     fake.add_faults("/usage", *[expire] * 4)
     fake.delay = 0.005
-    async with client_for(fake, max_concurrency=8) as client:
+    async with fake.client(max_concurrency=8) as client:
         results = [r async for r in client.usage_many(fake.usage)]
     assert {r.outcome for r in results} == {"ok"} and len(results) == 16
     assert fake.token_requests <= 1 + 4
@@ -140,7 +109,7 @@ async def test_persistent_401_raises_auth_error_after_bounded_renewals() -> None
     fake = FakePressOne()
     fake.usage = {f"89{n:017d}": USAGE for n in range(8)}
     fake.add_faults("/usage", *[json_response(401, {"message": "Unauthenticated."})] * 500)
-    async with client_for(fake, max_concurrency=8) as client:
+    async with fake.client(max_concurrency=8) as client:
         with pytest.raises(AuthError) as info:
             [r async for r in client.usage_many(fake.usage)]
     assert info.value.status_code == 401
@@ -151,7 +120,7 @@ async def test_persistent_401_raises_auth_error_after_bounded_renewals() -> None
 async def test_bad_credentials_raise_auth_error_without_secret() -> None:
     fake = FakePressOne([pressone_order(1)])
     wrong = "cs-WRONG-but-still-secret"
-    async with client_for(fake, client_secret=wrong) as client:
+    async with fake.client(client_secret=wrong) as client:
         with pytest.raises(AuthError) as info:
             [p async for p in client.iter_orders()]
         assert wrong not in repr(client)
@@ -167,15 +136,17 @@ async def test_token_endpoint_429_is_retried_honouring_retry_after() -> None:
         "/customer/v2/token",
         json_response(429, {"message": "Too Many Attempts."}, {"Retry-After": "0.2"}),
     )
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         assert await client.get_order(1) is not None
+        assert client.stats.token_requests == 1 and client.stats.retries == 1
     assert fake.token_requests == 1  # the 429 came from the fault queue
+    assert fake.paths()[:2] == ["/customer/v2/token"] * 2  # one token request, retried
     assert fake.request_times[1] - fake.request_times[0] >= 0.19
 
 
 async def test_token_inside_success_envelope() -> None:
     fake = FakePressOne([pressone_order(1)], envelope="full")
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         order = await client.get_order(1)
     assert order is not None and order.code == "20230227-000001"
 
@@ -184,7 +155,7 @@ async def test_no_secret_in_logs_or_errors(caplog: pytest.LogCaptureFixture) -> 
     caplog.set_level(logging.DEBUG)
     fake = FakePressOne([pressone_order(1)])
     fake.add_faults("/orders/1", json_response(500, {"message": "oops"}))
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         await client.get_order(1)
         fake.add_faults("/orders/1", *[json_response(503, {"message": "down"})] * 20)
         with pytest.raises(ProviderUnavailableError) as info:
@@ -204,7 +175,7 @@ async def test_iter_orders_walks_laravel_pages(envelope: str, per_page_as_string
         envelope=envelope,
         per_page_as_string=per_page_as_string,
     )
-    async with client_for(fake, page_size=20) as client:
+    async with fake.client(page_size=20) as client:
         listing = client.iter_orders()
         pages = [p async for p in listing]
     ids = [o.id for p in pages for o in p.items]
@@ -217,7 +188,7 @@ async def test_iter_orders_walks_laravel_pages(envelope: str, per_page_as_string
 async def test_iter_orders_with_envelope_data_as_bare_list() -> None:
     # Envelope data is the array only: no meta, no links, so stop on the short page.
     fake = FakePressOne([pressone_order(n) for n in range(45, 0, -1)], envelope="data")
-    async with client_for(fake, page_size=20) as client:
+    async with fake.client(page_size=20) as client:
         listing = client.iter_orders()
         pages = [p async for p in listing]
     assert sum(len(p.items) for p in pages) == 45
@@ -227,7 +198,7 @@ async def test_iter_orders_with_envelope_data_as_bare_list() -> None:
 
 async def test_iter_orders_empty() -> None:
     fake = FakePressOne([])
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         listing = client.iter_orders()
         assert [p async for p in listing] == []
     assert listing.stats.pages_requested == 1
@@ -235,7 +206,7 @@ async def test_iter_orders_empty() -> None:
 
 async def test_iter_orders_query_parameters() -> None:
     fake = FakePressOne([pressone_order(1)])
-    async with client_for(fake, page_size=25) as client:
+    async with fake.client(page_size=25) as client:
         [
             p
             async for p in client.iter_orders(
@@ -267,7 +238,7 @@ async def test_iter_orders_under_head_inserts() -> None:
                 fake.orders.insert(0, pressone_order(next(counter)))
 
     fake.before_list_page = drift
-    async with client_for(fake, page_size=10, max_concurrency=3) as client:
+    async with fake.client(page_size=10, max_concurrency=3) as client:
         listing = client.iter_orders()
         pages = [p async for p in listing]
     ids = [o.id for p in pages for o in p.items]
@@ -291,7 +262,7 @@ async def test_get_order_found_missing_and_rejected() -> None:
             },
         ),
     )
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         order = await client.get_order(5)
         assert await client.get_order(99) is None
         with pytest.raises(ValidationError) as info:
@@ -316,7 +287,7 @@ async def test_success_false_envelope_on_200_is_a_validation_error() -> None:
             },
         ),
     )
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         with pytest.raises(ValidationError) as info:
             await client.get_order(1)
     assert info.value.code == "34"
@@ -329,7 +300,7 @@ async def test_success_false_envelope_on_200_is_a_validation_error() -> None:
 async def test_usage_ok(envelope: str) -> None:
     fake = FakePressOne(envelope=envelope)
     fake.usage[ICCID] = {**USAGE, "new_counter": 3}
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         result = await client.get_usage(ICCID)
     assert result.outcome == "ok" and result.http_status == 200
     assert result.usage is not None
@@ -340,7 +311,7 @@ async def test_usage_ok(envelope: str) -> None:
 
 async def test_usage_404_is_not_found() -> None:
     fake = FakePressOne()
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         result = await client.get_usage(ICCID)
     assert result.outcome == "not_found" and result.http_status == 404
     assert result.usage is None and "resource_not_found" in (result.error or "")
@@ -358,7 +329,7 @@ async def test_usage_429_per_iccid_does_not_stall_other_iccids() -> None:
             {"Retry-After": "0.4", "X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "0"},
         ),
     )
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         start = time.monotonic()
         results = {r.iccid: r async for r in client.usage_many([ICCID, other])}
         elapsed = time.monotonic() - start
@@ -375,13 +346,13 @@ async def test_usage_persistent_failure_is_failed_and_auth_raises() -> None:
     fake = FakePressOne()
     fake.add_faults("/usage", *[json_response(502, {"message": "bad gateway"})] * 50)
     policy = RetryPolicy(max_attempts=3, max_total_seconds=1, initial_wait=0.001, max_wait=0.002)
-    async with client_for(fake, retry=policy) as client:
+    async with fake.client(retry=policy) as client:
         result = await client.get_usage(ICCID)
     assert result.outcome == "failed" and result.http_status == 502
     assert "bad gateway" in (result.error or "")
 
     fake = FakePressOne()
-    async with client_for(fake, client_secret="cs-nope-nope") as client:
+    async with fake.client(client_secret="cs-nope-nope") as client:
         with pytest.raises(AuthError):
             [r async for r in client.usage_many([ICCID, "8948010000095399812"])]
 
@@ -390,7 +361,7 @@ async def test_usage_truncated_json_then_success() -> None:
     fake = FakePressOne()
     fake.usage[ICCID] = USAGE
     fake.add_faults("/usage", httpx.Response(200, content=b'{"data": {"remaining": 7'))
-    async with client_for(fake) as client:
+    async with fake.client() as client:
         result = await client.get_usage(ICCID)
         assert client.stats.retries == 1
     assert result.outcome == "ok"

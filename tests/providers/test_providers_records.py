@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pickle
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
-from providers_fakes import esimtrade_esim, esimtrade_order, pressone_order
+from providers_fakes import USAGE, esimtrade_esim, esimtrade_order, pressone_order
 
 from pipelines.providers import (
     ESIMTradeEsim,
@@ -22,7 +24,7 @@ from pipelines.providers import (
     register_secret,
 )
 from pipelines.providers._errors import PayloadShapeError, excerpt
-from pipelines.providers._records import as_datetime
+from pipelines.providers._scalars import as_datetime
 
 
 def test_listed_order_parses_prices_and_keeps_unknown_fields() -> None:
@@ -136,6 +138,24 @@ def test_usage_parsing_and_recycled_zeros() -> None:
     assert usage.raw["extra"] is True
     recycled = PressOneUsage.from_json("89", {"remaining": None, "total": 0, "status": "RECYCLED"})
     assert recycled.remaining is None and recycled.expired_at is None
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        ESIMTradeListedOrder.from_json(esimtrade_order(1)),
+        ESIMTradeEsim.from_json(esimtrade_esim("B26022703140001")),
+        PressOneOrder.from_json(pressone_order(1)),
+        PressOneOrder.from_json(pressone_order(1)).sims[0],
+        PressOneUsage.from_json("8948010000095399804", USAGE),
+    ],
+    ids=lambda record: type(record).__name__,
+)
+def test_a_full_payload_fills_every_field(record: Any) -> None:
+    # Plain fields are read from the key their name gives (camelCase for eSIMTrade): a
+    # field whose key is not derived right would stay None.
+    empty = [f.name for f in dataclasses.fields(record) if getattr(record, f.name) is None]
+    assert empty == []
 
 
 def test_records_repr_is_short_and_hashable() -> None:

@@ -1,0 +1,193 @@
+"""What both provider clients share: the request engine and its lifecycle, the drift-safe
+listing of a paged endpoint, and batches of per-key GETs whose per-key failures become
+results instead of exceptions.
+
+A client names its ``provider``, builds its paginator and says how it authenticates a
+request (:meth:`ProviderClient._authenticate`); the rest lives here once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+import httpx
+
+from ._errors import AuthError, NotFoundError, ProviderError, excerpt
+from ._http import ClientStats, HttpEngine, PauseScope, describe_endpoint
+from ._paging import FetchedPage, Listing, Paginator
+from ._ratelimit import BatchStream, RequestGate
+from ._records import Outcome
+from ._retry import RetryPolicy
+from ._scalars import utc_now
+
+__all__ = ["KeyFetch", "ProviderClient"]
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+# Length of the redacted error description a per-key result carries.
+ERROR_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFetch(Generic[R]):
+    """One key's GET: ``value`` when ``outcome`` is ``"ok"``; otherwise a short redacted
+    ``error`` and, for a 404, its redacted JSON ``error_body``."""
+
+    outcome: Outcome
+    http_status: int | None
+    value: R | None = None
+    error: str | None = None
+    error_body: dict[str, Any] | None = None
+
+
+class ProviderClient(ABC):
+    """Base of the provider clients; use a client as ``async with Client(...) as client``.
+
+    Requests share one connection pool, at most ``max_concurrency`` in flight, paced to
+    ``requests_per_minute`` (``None``: unpaced). ``secrets`` are masked in every error and
+    log line.
+    """
+
+    provider: ClassVar[str]
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        paginator: Paginator,
+        secrets: tuple[str, ...],
+        timeout: float,
+        retry: RetryPolicy | None,
+        max_concurrency: int,
+        requests_per_minute: float | None,
+        max_pages: int,
+        max_passes: int,
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._paginator = paginator
+        self._max_pages = max_pages
+        self._max_passes = max_passes
+        self._engine = HttpEngine(
+            provider=self.provider,
+            base_url=self.base_url,
+            timeout=timeout,
+            retry=retry or RetryPolicy(),
+            gate=RequestGate(
+                max_concurrency=max_concurrency, requests_per_minute=requests_per_minute
+            ),
+            transport=transport,
+            secrets=secrets,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._engine.aclose()
+
+    @property
+    def stats(self) -> ClientStats:
+        """Counters: ``requests`` (retries included), ``retries``, ``rate_limited`` (429s)
+        and, for PressOne, ``token_requests``."""
+        return self._engine.stats
+
+    @abstractmethod
+    async def _authenticate(self, send: Callable[[Mapping[str, str]], Awaitable[R]]) -> R:
+        """``await send(headers)`` with this provider's credentials in ``headers``."""
+
+    async def _get(
+        self,
+        path: str,
+        *,
+        parse: Callable[[Any], R],
+        params: Mapping[str, str] | None = None,
+        pause_scope: PauseScope = "client",
+        deadline: float | None = None,
+    ) -> R:
+        """An authenticated GET through the engine (see :meth:`HttpEngine.request`)."""
+
+        async def send(headers: Mapping[str, str]) -> R:
+            return await self._engine.request(
+                "GET",
+                path,
+                parse=parse,
+                params=params,
+                headers=headers,
+                pause_scope=pause_scope,
+                deadline=deadline,
+            )
+
+        return await self._authenticate(send)
+
+    def _listing(
+        self,
+        path: str,
+        filters: Mapping[str, str],
+        *,
+        parse_item: Callable[[Any], T],
+        key: Callable[[T], Hashable],
+    ) -> Listing[T]:
+        """The drift-safe :class:`Listing` of the paged endpoint ``path``."""
+
+        async def fetch(number: int) -> FetchedPage:
+            params = self._paginator.params(number, filters)
+            info = await self._get(path, parse=self._paginator.parse, params=params)
+            return FetchedPage(number, info, utc_now(), describe_endpoint(path, params))
+
+        return Listing(
+            fetch,
+            parse_item=parse_item,
+            key=key,
+            page_size=self._paginator.page_size,
+            window=self._engine.gate.max_concurrency,
+            max_pages=self._max_pages,
+            max_passes=self._max_passes,
+            label=f"{self.provider} {path}",
+        )
+
+    async def _for_key(self, request: Awaitable[R]) -> KeyFetch[R]:
+        """Await the request of one key of a batch (a :meth:`_get`): a 404, or a failure
+        that outlasted the retries, is returned as a :class:`KeyFetch`; :class:`AuthError`
+        still raises (it concerns every key)."""
+        try:
+            value = await request
+        except AuthError:
+            raise
+        except ProviderError as exc:
+            return KeyFetch(
+                outcome="not_found" if exc.status_code == 404 else "failed",
+                http_status=exc.status_code,
+                error=excerpt(str(exc), self._engine.secrets, ERROR_CHARS),
+                error_body=exc.body if isinstance(exc, NotFoundError) else None,
+            )
+        return KeyFetch(outcome="ok", http_status=200, value=value)
+
+    def _batch(
+        self,
+        keys: Iterable[str],
+        worker: Callable[[str, float | None], Coroutine[Any, Any, R]],
+        *,
+        budget_requests: int | None,
+        deadline: float | None,
+    ) -> BatchStream[R]:
+        """``worker(key, deadline)`` over ``keys`` within the client's concurrency, the
+        request budget counted on this client's requests."""
+        return BatchStream(
+            keys,
+            worker,
+            window=self._engine.gate.max_concurrency,
+            deadline=deadline,
+            budget_requests=budget_requests,
+            requests_used=lambda: self._engine.stats.requests,
+        )

@@ -1,0 +1,122 @@
+"""Lenient readers of scalar values, the only parsers of numbers, decimals and dates in the
+package (records, paging metadata, rate-limit headers and token lifetimes all use them).
+
+Each returns ``None`` for a missing, ``null``, oddly typed or non-finite value instead of
+raising: providers send numbers as strings and leave fields empty while profiles are
+allocated. Booleans are never read as numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+__all__ = ["as_bool", "as_datetime", "as_decimal", "as_float", "as_int", "as_str", "utc_now"]
+
+
+def as_str(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return str(int(value)) if value.is_integer() else str(value)
+    return None
+
+
+def as_float(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def as_int(value: Any) -> int | None:
+    """An integer, from an int, an integral float or a string of either."""
+    if isinstance(value, str):
+        try:
+            return int(value.strip())  # exact, even beyond a float's precision
+        except ValueError:
+            value = as_float(value)
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def as_decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            number = Decimal(value.strip())
+        elif isinstance(value, int):
+            number = Decimal(value)
+        elif isinstance(value, float):
+            number = Decimal(repr(value))
+        else:
+            return None
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def as_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+    return None
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """UTC-aware datetime from ``"YYYY-MM-DD HH:MM:SS"`` (no zone: UTC), ISO 8601 forms
+    (``T``, fractions, ``Z`` or offsets), a bare date, or epoch seconds/milliseconds."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            return None
+        seconds = value / 1000 if abs(value) > 100_000_000_000 else value
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            parsed = datetime.combine(date.fromisoformat(text), datetime.min.time())
+        except ValueError:
+            return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
