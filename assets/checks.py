@@ -1,12 +1,10 @@
-"""Asset checks beyond the SQL models' own: freshness of the provider feeds, and the exports.
+"""Asset checks beyond the SQL models' own.
 
-- Freshness: each provider ingestion asset (both order lists, the eSIMTrade syncs, the PressOne
-  usage) must have been materialized within `FEED_MAX_AGE`. The hourly job keeps them fresh; the
-  checks run in every job that materializes them and, between runs, from
-  `freshness_checks_sensor`. A failed provider run leaves its feed's check failing (WARN) until
-  a run succeeds again.
 - `report_exports:files_match_reports`: every CSV export exists and holds exactly the rows of
   its report relation.
+
+Freshness of the provider feeds is not a check here: the four provider ingestion assets carry a
+`FreshnessPolicy` (see `assets.raw.FEED_FRESHNESS`), evaluated by Dagster's freshness daemon.
 
 Every report relation (`reports.*`) also carries the checks generated from its SQL header
 (`unique_key`, `accepted_states`) and the contract checks in `assets.models`.
@@ -14,31 +12,14 @@ Every report relation (`reports.*`) also carries the checks generated from its S
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
 from assets._metadata import markdown_table
-from assets.raw import esimtrade_order_syncs, esimtrade_orders, pressone_orders, pressone_usage
 from pipelines.exports import EXPORTS
 from pipelines.resources import ExportsResource, WarehouseResource
-
-FEED_MAX_AGE = timedelta(hours=2)
-
-freshness_checks = dg.build_last_update_freshness_checks(
-    assets=[esimtrade_orders, pressone_orders, esimtrade_order_syncs, pressone_usage],
-    lower_bound_delta=FEED_MAX_AGE,
-    severity=dg.AssetCheckSeverity.WARN,
-)
-
-freshness_sensor = dg.build_sensor_for_freshness_checks(
-    freshness_checks=freshness_checks,
-    name="freshness_checks_sensor",
-    minimum_interval_seconds=300,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
 
 
 def _csv_rows(con: duckdb.DuckDBPyConnection, path: Path) -> int:
@@ -87,4 +68,3 @@ def exports_match_reports(
 
 
 report_checks = [exports_match_reports]
-sensors = [freshness_sensor]

@@ -45,9 +45,15 @@ PLANNING_DIR = Path(__file__).resolve().parents[1] / "sql" / "planning"
 INGEST_GROUP = "ingest"
 POOL = "duckdb"
 _COMMON = {"group_name": INGEST_GROUP, "pool": POOL, "owners": ["team:data"]}
+# The provider feeds are expected to be refreshed hourly (the hourly_sync schedule): Dagster's
+# freshness daemon warns after 2 hours without a materialization and fails after 3.
+FEED_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=3), warn_window=timedelta(hours=2)
+)
+_FEED = {**_COMMON, "freshness_policy": FEED_FRESHNESS}
 # The provider order lists: day partitions by created_at, a backfill range in one run.
 _LIST = {
-    **_COMMON,
+    **_FEED,
     "partitions_def": list_partitions,
     "backfill_policy": dg.BackfillPolicy.single_run(),
 }
@@ -356,7 +362,7 @@ def _sync_rows(run_id: str, result: ESIMTradeSyncResult) -> list[Row]:
 
 
 @dg.asset(
-    **_COMMON,
+    **_FEED,
     kinds={"duckdb", "api"},
     tags={"layer": "raw", "provider": "esimtrade"},
     deps=[local_orders, esimtrade_orders],
@@ -484,7 +490,7 @@ def _usage_rows(
 
 
 @dg.asset(
-    **_COMMON,
+    **_FEED,
     kinds={"duckdb", "api"},
     tags={"layer": "raw", "provider": "pressone"},
     deps=[pressone_orders],

@@ -23,8 +23,7 @@ from assets.partitions import recent_days_tags
 HOURLY_LIST_DAYS = 2
 INCREMENTAL_SYNCS = {"resources": {"run_options": {"config": {"full_sync": False}}}}
 
-# Every asset and every check on it, the feeds' freshness checks included: a run that
-# refreshes a feed also re-evaluates its freshness (between runs, their sensor does).
+# Every asset and every check on it.
 _EVERYTHING = dg.AssetSelection.all()
 
 hourly_sync_job = dg.define_asset_job(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.checks import freshness_checks, report_checks
-from assets.checks import sensors as check_sensors
+from assets.checks import report_checks
 from assets.models import model_assets, model_checks
 from assets.raw import raw_assets
 from assets.reports import report_assets
@@ -18,16 +17,15 @@ from pipelines.settings import load_dotenv_into_environ, load_settings
 load_dotenv_into_environ()
 
 all_assets = [*raw_assets, *model_assets, *report_assets]
-# What an in-process run (`esim-recon run`) executes: every asset and every check on it except
-# the freshness checks, which the jobs and their sensor evaluate.
+# What an in-process run (`esim-recon run`) executes: every asset and every check on it.
 runnable = [*all_assets, *model_checks, *report_checks]
 
 defs = dg.Definitions(
     assets=all_assets,
-    asset_checks=[*model_checks, *report_checks, *freshness_checks],
+    asset_checks=[*model_checks, *report_checks],
     jobs=jobs,
     schedules=schedules,
-    sensors=[*notification_sensors, *check_sensors],
+    sensors=notification_sensors,
     resources={
         **resources_from_settings(load_settings()),
         "webhook": webhook_from_environment(),
