@@ -21,6 +21,7 @@ import dagster as dg
 from assets.partitions import recent_days_tags
 
 HOURLY_LIST_DAYS = 2
+# The schedules' runs sync incrementally; the launchpad starts from the same config.
 INCREMENTAL_SYNCS = {"resources": {"run_options": {"config": {"full_sync": False}}}}
 
 # Every asset and every check on it.
@@ -62,6 +63,7 @@ def hourly_sync_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest
     when = context.scheduled_execution_time or datetime.now(UTC)
     return dg.RunRequest(
         run_key=f"hourly:{when.astimezone(UTC):%Y-%m-%dT%H}",
+        run_config=INCREMENTAL_SYNCS,
         tags=recent_days_tags(when, HOURLY_LIST_DAYS),
     )
 
@@ -75,7 +77,9 @@ def hourly_sync_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest
 )
 def daily_full_refresh_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     when = context.scheduled_execution_time or datetime.now(UTC)
-    return dg.RunRequest(run_key=f"full:{when.astimezone(UTC):%Y-%m-%d}")
+    return dg.RunRequest(
+        run_key=f"full:{when.astimezone(UTC):%Y-%m-%d}", run_config=INCREMENTAL_SYNCS
+    )
 
 
 jobs = [hourly_sync_job, daily_full_refresh_job]
