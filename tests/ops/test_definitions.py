@@ -111,3 +111,21 @@ def test_the_instance_config_queues_one_run_and_gives_duckdb_one_slot(
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert instance.freshness_enabled
     assert (tmp_path / "history" / "runs.db").exists()
+
+
+@pytest.mark.parametrize("path", ["dagster.yaml", "deploy/dagster.postgres.yaml"])
+def test_instance_files_match_the_dagster_instance_schema(path: str) -> None:
+    import yaml
+    from dagster._config import validate_config
+    from dagster._config.field import Field
+    from dagster._core.instance.config import (
+        dagster_instance_config_schema,
+        validate_concurrency_config,
+    )
+
+    document = yaml.safe_load((ROOT / path).read_text())
+    result = validate_config(Field(dagster_instance_config_schema()).config_type, document)
+    assert result.success, [error.message for error in result.errors or []]
+    validate_concurrency_config(document)
+    assert document["concurrency"]["pools"]["default_limit"] == 1
+    assert document["concurrency"]["runs"]["max_concurrent_runs"] == 1
