@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import dagster as dg
@@ -40,6 +40,8 @@ class Load:
     provider: str | None
     started_at: datetime = field(default_factory=utc_now)
     rows_written: int = 0
+    # A list load restricted to orders created on these days (UTC, inclusive); None = whole list.
+    window: tuple[date, date] | None = None
 
     @property
     def run_id(self) -> str:
@@ -71,7 +73,8 @@ class Load:
         with self.warehouse.connect() as con:
             con.execute(
                 "INSERT INTO raw.ingest_log (run_id, asset, provider, started_at, finished_at,"
-                " status, rows_written, requests, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " status, rows_written, requests, window_from, window_to, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     self.run_id,
                     self.asset,
@@ -81,6 +84,8 @@ class Load:
                     status,
                     self.rows_written,
                     requests,
+                    self.window[0] if self.window else None,
+                    self.window[1] if self.window else None,
                     detail,
                 ],
             )

@@ -1,7 +1,8 @@
 """One Dagster asset per seed and per SQL model under `sql/`, generated from the files.
 
-Asset key = file stem; dependencies come from the SQL (see `pipelines.models`); the group is the
-layer folder. Each materialization (re)builds one relation through `pipelines.models.build`.
+Asset key = file stem; dependencies come from the SQL (see `pipelines.models`). Groups as the UI
+shows them: `models` (seeds, staging, reconciliation) and `reports`; the layer folder is the tag
+`layer`. Each materialization (re)builds one relation through `pipelines.models.build`.
 Asset checks are generated from the model headers (`unique_key`, `state_columns`) plus two
 contract checks: reconciliation coverage and the discrepancy codes.
 """
@@ -57,26 +58,62 @@ def _discrepancy_metadata(con: duckdb.DuckDBPyConnection, relation: str) -> dict
     }
 
 
+def _verdict_metadata(con: duckdb.DuckDBPyConnection, relation: str) -> dict:
+    by_verdict = dict(
+        con.execute(f"select match_verdict, count(*) from {relation} group by all").fetchall()
+    )
+    return {
+        "by_verdict": dg.MetadataValue.json({str(k): v for k, v in sorted(by_verdict.items())}),
+        **{f"verdict/{k}": dg.MetadataValue.int(v) for k, v in by_verdict.items()},
+    }
+
+
+def _episode_metadata(con: duckdb.DuckDBPyConnection, relation: str) -> dict:
+    row = con.execute(
+        f"select count(*) filter (where resolved_at is null), "
+        f"count(*) filter (where resolved_at is not null) from {relation}"
+    ).fetchone()
+    open_episodes, resolved = row if row else (0, 0)
+    return {
+        "episodes/open": dg.MetadataValue.int(open_episodes),
+        "episodes/resolved": dg.MetadataValue.int(resolved),
+    }
+
+
+# Extra metadata per model, beyond the row count: what an on-call engineer looks at first.
+_EXTRA_METADATA = {
+    "discrepancies": _discrepancy_metadata,
+    "reconciliation": _verdict_metadata,
+    "discrepancy_history": _episode_metadata,
+}
+
+
+def _group(layer: str) -> str:
+    return "reports" if layer == "reports" else "models"
+
+
 def _node_asset(node: Seed | Model) -> dg.AssetsDefinition:
     if isinstance(node, Seed):
         deps: list[dg.AssetKey] = []
-        group = "seeds"
+        layer = "seeds"
         kinds = {"duckdb", "csv"}
         description = (
             f"Reference data from sql/seeds/{node.path.name}, loaded into {node.relation}."
         )
     else:
         deps = [dg.AssetKey(name) for name in sorted(node.upstream_assets)]
-        group = node.layer
+        layer = node.layer
         kinds = {"duckdb", "sql"}
         description = node.description
 
     @dg.asset(
         key=dg.AssetKey(node.name),
         deps=deps,
-        group_name=group,
+        group_name=_group(layer),
         kinds=kinds,
         description=description,
+        owners=["team:data"],
+        tags={"layer": layer},
         metadata={"relation": node.relation},
     )
     def _materialize(warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -88,8 +125,9 @@ def _node_asset(node: Seed | Model) -> dg.AssetsDefinition:
                 "relation": dg.MetadataValue.text(result.relation),
                 "materialized": dg.MetadataValue.text(result.kind),
             }
-            if node.name == "discrepancies":
-                metadata.update(_discrepancy_metadata(con, result.relation))
+            extra = _EXTRA_METADATA.get(node.name)
+            if extra is not None:
+                metadata.update(extra(con, result.relation))
         return dg.MaterializeResult(metadata=metadata)
 
     return _materialize

@@ -6,10 +6,13 @@ orders to sync is decided by the queries in `sql/planning/`.
 """
 
 import asyncio
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime, timedelta
+from datetime import time as day_time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +21,7 @@ import polars as pl
 
 from assets._ingest import Load, Row, to_json
 from assets._metadata import markdown_table, stats_dict
+from assets.partitions import ListWindow, esimtrade_created_minute, list_partitions, window_of
 from pipelines.local_orders import LocalOrdersError, read_local_orders
 from pipelines.models import build as build_models
 from pipelines.providers import (
@@ -41,6 +45,18 @@ PLANNING_DIR = Path(__file__).resolve().parents[1] / "sql" / "planning"
 INGEST_GROUP = "ingest"
 POOL = "duckdb"
 _COMMON = {"group_name": INGEST_GROUP, "pool": POOL, "owners": ["team:data"]}
+# The provider feeds are expected to be refreshed hourly (the hourly_sync schedule): Dagster's
+# freshness daemon warns after 2 hours without a materialization and fails after 3.
+FEED_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=3), warn_window=timedelta(hours=2)
+)
+_FEED = {**_COMMON, "freshness_policy": FEED_FRESHNESS}
+# The provider order lists: day partitions by created_at, a backfill range in one run.
+_LIST = {
+    **_FEED,
+    "partitions_def": list_partitions,
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+}
 
 
 class _Outcome(Protocol):
@@ -59,28 +75,93 @@ def _plan(warehouse: WarehouseResource, name: str, *, full: bool) -> pl.DataFram
 
 def _ingest_list(
     load: Load,
-    open_client: Callable[[], AbstractAsyncContextManager[Any]],
+    listing_of: Callable[[Any], Any],
     to_rows: Callable[[str, Any], list[Row]],
+    *,
+    open_client: Callable[[], AbstractAsyncContextManager[Any]],
+    window: ListWindow | None,
+    created_at: Callable[[Any], datetime | None],
+    stop_early: bool = False,
 ) -> dg.MaterializeResult:
-    """Page a provider's order list into `load.table`; complete only once the walk ended."""
+    """Page a provider's order list into `load.table`; complete only once the walk ended.
+
+    With a window, only orders created on its days are written, and with `stop_early` the
+    newest-first walk ends once it is safely past the window (see `_EarlyStop`).
+    """
+    load.window = (window.first, window.last) if window else None
+    early = _EarlyStop(window) if window is not None and stop_early else None
 
     async def fetch() -> Any:
         async with open_client() as client:
-            listing = client.iter_orders()
-            await load.drain(to_rows(load.run_id, page) async for page in listing)
+            listing = listing_of(client)
+
+            async def rows() -> AsyncIterator[list[Row]]:
+                async for page in listing:
+                    kept = page
+                    if window is not None:
+                        items = tuple(i for i in page.items if window.contains(created_at(i)))
+                        kept = dataclasses.replace(page, items=items)
+                    yield to_rows(load.run_id, kept)
+                    if early is not None and early.past_window(page, listing.stats, created_at):
+                        return
+
+            try:
+                await load.drain(rows())
+            finally:
+                await listing.aclose()
             return listing.stats
 
     try:
         stats = asyncio.run(fetch())
     except ProviderError as exc:
         raise load.failure(exc) from None
-    load.log("complete")
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": load.rows_written,
-            "paging": dg.MetadataValue.json(stats_dict(stats)),
-        }
-    )
+    load.log("complete", detail=f"window {window}" if window else None)
+    metadata: dict[str, Any] = {
+        "dagster/row_count": load.rows_written,
+        "window": str(window) if window else "full list",
+        "paging": dg.MetadataValue.json(stats_dict(stats)),
+    }
+    if early is not None:
+        metadata["stopped_early"] = early.stopped
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dataclasses.dataclass
+class _EarlyStop:
+    """When a newest-first walk for a past window may stop before the end of the list.
+
+    Only once pages 1..k of the first pass have all arrived, page k's oldest order is older
+    than the window's first day by more than `_MARGIN` (slack for a list that is not strictly
+    in creation order), and the list's total has not changed during the walk. New orders only
+    arrive at the head and push rows to later pages; with an unchanged total no row can have
+    slipped past a page already read, so every order of the window was on pages 1..k. When the
+    total did change, the walk goes on to the end, where the listing's completeness passes
+    recover rows that moved (see `pipelines.providers._paging`).
+    """
+
+    window: ListWindow
+    seen_pages: set[int] = dataclasses.field(default_factory=set)
+    oldest_on_page: dict[int, datetime | None] = dataclasses.field(default_factory=dict)
+    stopped: bool = False
+
+    _MARGIN = timedelta(days=1)
+
+    def past_window(
+        self, page: Any, stats: Any, created_at: Callable[[Any], datetime | None]
+    ) -> bool:
+        if page.pass_number != 1:
+            return False
+        moments = [m for m in (created_at(item) for item in page.items) if m is not None]
+        self.seen_pages.add(page.number)
+        self.oldest_on_page[page.number] = min(moments) if moments else None
+        prefix = 0
+        while prefix + 1 in self.seen_pages:
+            prefix += 1
+        oldest = self.oldest_on_page.get(prefix)
+        limit = datetime.combine(self.window.first, day_time.min, UTC) - self._MARGIN
+        stable = stats.first_total is not None and stats.first_total == stats.final_total
+        self.stopped = prefix > 0 and oldest is not None and oldest < limit and stable
+        return self.stopped
 
 
 def _ingest_snapshots(
@@ -219,12 +300,15 @@ def _esimtrade_order_rows(run_id: str, page: Page[ESIMTradeListedOrder]) -> list
 
 
 @dg.asset(
-    **_COMMON,
+    **_LIST,
     kinds={"duckdb", "api"},
     tags={"layer": "raw", "provider": "esimtrade"},
     description=(
         "eSIMTrade's stored copy of the reseller's orders (GET /reseller/orders), paged "
-        "drift-safely and appended to raw.esimtrade_orders."
+        "drift-safely and appended to raw.esimtrade_orders. Unpartitioned runs walk the whole "
+        "list; a day-partition range keeps the orders whose number encodes a creation minute "
+        "on those days (the list has no date filter: the newest-first walk stops once past "
+        "the range)."
     ),
 )
 def esimtrade_orders(
@@ -233,7 +317,15 @@ def esimtrade_orders(
     load = Load(context, warehouse, table="raw.esimtrade_orders", provider="esimtrade")
     if not esimtrade.enabled:
         return load.skipped("ESIMTRADE_BASE_URL")
-    return _ingest_list(load, esimtrade.client, _esimtrade_order_rows)
+    return _ingest_list(
+        load,
+        lambda client: client.iter_orders(),
+        _esimtrade_order_rows,
+        open_client=esimtrade.client,
+        window=window_of(context),
+        created_at=lambda order: esimtrade_created_minute(order.provider_order_no),
+        stop_early=True,
+    )
 
 
 def _sync_rows(run_id: str, result: ESIMTradeSyncResult) -> list[Row]:
@@ -270,7 +362,7 @@ def _sync_rows(run_id: str, result: ESIMTradeSyncResult) -> list[Row]:
 
 
 @dg.asset(
-    **_COMMON,
+    **_FEED,
     kinds={"duckdb", "api"},
     tags={"layer": "raw", "provider": "esimtrade"},
     deps=[local_orders, esimtrade_orders],
@@ -336,12 +428,14 @@ def _pressone_order_rows(run_id: str, page: Page[PressOneOrder]) -> list[Row]:
 
 
 @dg.asset(
-    **_COMMON,
+    **_LIST,
     kinds={"duckdb", "api"},
     tags={"layer": "raw", "provider": "pressone"},
     description=(
         "PressOne's order list (GET /customer/v2/orders?include=sims,status), paged drift-safely; "
-        "sims flattened to one row per eSIM in raw.pressone_orders."
+        "sims flattened to one row per eSIM in raw.pressone_orders. Unpartitioned runs walk the "
+        "whole list; a day-partition range asks filter[created_at] (a day wider on each side, "
+        "the provider's time zone being unknown) and keeps the orders created on those UTC days."
     ),
 )
 def pressone_orders(
@@ -350,7 +444,22 @@ def pressone_orders(
     load = Load(context, warehouse, table="raw.pressone_orders", provider="pressone")
     if not pressone.enabled:
         return load.skipped("PRESSONE_BASE_URL")
-    return _ingest_list(load, pressone.client, _pressone_order_rows)
+    window = window_of(context)
+    return _ingest_list(
+        load,
+        lambda client: (
+            client.iter_orders(
+                created_from=window.first - timedelta(days=1),
+                created_to=window.last + timedelta(days=1),
+            )
+            if window
+            else client.iter_orders()
+        ),
+        _pressone_order_rows,
+        open_client=pressone.client,
+        window=window,
+        created_at=lambda order: order.created_at,
+    )
 
 
 def _usage_rows(
@@ -381,7 +490,7 @@ def _usage_rows(
 
 
 @dg.asset(
-    **_COMMON,
+    **_FEED,
     kinds={"duckdb", "api"},
     tags={"layer": "raw", "provider": "pressone"},
     deps=[pressone_orders],

@@ -20,6 +20,7 @@ Examples:
   esim-recon run --select pressone_orders
   esim-recon run --select 'esimtrade_order_syncs+'
   esim-recon run --incremental --budget 5000
+  esim-recon run --from 2026-01-01 --to 2026-01-31   # backfill: lists of those days only
 """
 
 
@@ -76,6 +77,7 @@ def _run_graph(
     selection: str | None,
     full_sync: bool,
     budget: int | None,
+    tags: dict[str, str] | None = None,
 ) -> Any:
     from pipelines.definitions import runnable
     from pipelines.resources import RunOptionsResource, resources_from_settings
@@ -85,7 +87,7 @@ def _run_graph(
     resources["run_options"] = RunOptionsResource(full_sync=full_sync, sync_budget=budget)
     try:
         outcome = materialize_all(
-            runnable, resources, db_path=settings.esim_recon_db, selection=selection
+            runnable, resources, db_path=settings.esim_recon_db, selection=selection, tags=tags
         )
     except RunError as exc:
         _die(str(exc))
@@ -100,6 +102,23 @@ def _run_graph(
             markup=False,
         )
     return outcome
+
+
+def _window_tags(window_from: Any, window_to: Any) -> dict[str, str] | None:
+    """Run tags of the --from/--to day range (None without --from)."""
+    if window_from is None:
+        if window_to is not None:
+            _die("--to needs --from", 2)
+        return None
+    from datetime import UTC, datetime
+
+    from assets.partitions import range_tags
+
+    last = window_to.date() if window_to is not None else datetime.now(UTC).date()
+    try:
+        return range_tags(window_from.date(), last)
+    except ValueError as exc:
+        _die(f"--from/--to: {exc}", 2)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -119,15 +138,38 @@ def main() -> None:
     help="Skip eSIMs already synced in a terminal state (the hourly job's mode).",
 )
 @click.option("--budget", type=click.IntRange(min=0), help="At most N syncs per provider.")
-def run(selection: str | None, incremental: bool, budget: int | None) -> None:
-    """One full reconciliation against the configured providers."""
+@click.option(
+    "--from",
+    "window_from",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Backfill: ingest the provider lists' orders created from this UTC day (one run).",
+)
+@click.option(
+    "--to",
+    "window_to",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Last UTC day of the backfill (default: today); needs --from.",
+)
+def run(
+    selection: str | None,
+    incremental: bool,
+    budget: int | None,
+    window_from: Any,
+    window_to: Any,
+) -> None:
+    """One full reconciliation against the configured providers.
+
+    With --from/--to, the provider lists are read for those created_at days only (the day
+    partitions of the list assets, in one run); everything else runs as usual.
+    """
     settings = _settings()
     try:
         settings.require_run_inputs()
     except ConfigError as exc:
         _die(f"configuration: {exc}", 2)
+    tags = _window_tags(window_from, window_to)
     started = time.monotonic()
-    _run_graph(settings, selection=selection, full_sync=not incremental, budget=budget)
+    _run_graph(settings, selection=selection, full_sync=not incremental, budget=budget, tags=tags)
     _print_summary(
         settings.esim_recon_db, settings.esim_recon_export_dir, time.monotonic() - started
     )

@@ -1,8 +1,9 @@
--- description: Per provider, whether it counts as ingested (one of its order lists completed a load) and whether a complete local orders load exists; what cannot be judged is reported not_checked.
+-- description: Per provider, whether it counts as ingested (one of its order lists completed a full, unwindowed load) and whether a complete local orders load exists; what cannot be judged is reported not_checked.
 -- materialized: view
 -- unique_key: provider
 -- A view over the ingest log (see stg_ingest_loads): always current, whatever part of the
--- graph a run selects.
+-- graph a run selects. A windowed list load (a backfill of some days) says nothing about orders
+-- created on other days, so only a full load makes the provider's absence of an order a verdict.
 with
 
 providers as (
@@ -16,7 +17,7 @@ ingest_loads as (
 complete_list_loads as (
     select asset, count(*) as complete_loads, max(finished_at) as last_complete_at
     from ingest_loads
-    where is_complete
+    where is_complete and not is_windowed
     group by asset
 ),
 

@@ -1,4 +1,4 @@
--- description: Ingestion asset executions from raw.ingest_log, one row per run and asset; a load counts only when its status is complete.
+-- description: Ingestion asset executions from raw.ingest_log, one row per run and asset; a load counts only when its status is complete. A list load with a created_at window (window_from/window_to) covers only the orders created on those days.
 -- materialized: view
 -- unique_key: run_id, asset
 -- A view, never stale: raw.ingest_log is written by every ingestion asset, so no single
@@ -36,7 +36,8 @@ deduplicated as (
 final as (
     select
         *,
-        status = 'complete' as is_complete
+        status = 'complete' as is_complete,
+        window_from is not null or window_to is not null as is_windowed
     from deduplicated
 )
 

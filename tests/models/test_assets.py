@@ -31,7 +31,8 @@ def test_one_asset_per_seed_and_model_file():
     assert set(assets) == set(proj.order)
     for name, model in proj.models.items():
         spec = next(iter(assets[name].specs))
-        assert spec.group_name == model.layer
+        assert spec.group_name == ("reports" if model.layer == "reports" else "models")
+        assert spec.tags["layer"] == model.layer
         assert spec.description == model.description
         assert {"duckdb", "sql"} <= set(spec.kinds)
         assert {d.asset_key.to_user_string() for d in spec.deps} == set(model.upstream_assets)

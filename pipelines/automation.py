@@ -1,0 +1,86 @@
+"""Jobs and schedules: what the Dagster daemon runs unattended.
+
+- `hourly_sync` (every hour at :05): the last two days' partitions of both provider lists, the
+  per-order syncs of every eSIM not yet settled (incremental: terminal and already synced
+  eSIMs are skipped), the local orders, and every model and report.
+- `daily_full_refresh` (every day at 03:15 UTC): the whole of both provider lists (an
+  unpartitioned run) and everything downstream, syncs still incremental. It is the run that
+  lets the reconciliation say a provider does not know an order (see `assets.partitions`).
+
+Both run in-process: every step writes the one DuckDB file, which takes one writer at a time
+(the `duckdb` pool has one slot), so separate step processes would only add start-up time.
+`esim-recon run` stays a full reconciliation with full syncs; it does not go through these jobs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from assets.partitions import recent_days_tags
+
+HOURLY_LIST_DAYS = 2
+# The schedules' runs sync incrementally; the launchpad starts from the same config.
+INCREMENTAL_SYNCS = {"resources": {"run_options": {"config": {"full_sync": False}}}}
+
+# Every asset and every check on it.
+_EVERYTHING = dg.AssetSelection.all()
+
+hourly_sync_job = dg.define_asset_job(
+    name="hourly_sync",
+    selection=_EVERYTHING,
+    executor_def=dg.in_process_executor,
+    description=(
+        "The last two days of both provider lists, incremental syncs of the eSIMs not yet "
+        "settled, the local orders, every model and report."
+    ),
+    tags={"esim_recon/kind": "hourly"},
+    config=INCREMENTAL_SYNCS,
+)
+
+daily_full_refresh_job = dg.define_asset_job(
+    name="daily_full_refresh",
+    selection=_EVERYTHING,
+    executor_def=dg.in_process_executor,
+    description=(
+        "The whole of both provider lists (no partition: a full walk) and everything downstream, "
+        "with incremental syncs."
+    ),
+    tags={"esim_recon/kind": "full_refresh"},
+    config=INCREMENTAL_SYNCS,
+)
+
+
+@dg.schedule(
+    job=hourly_sync_job,
+    cron_schedule="5 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Every hour at :05 UTC: the hourly_sync job over the last two days' partitions.",
+)
+def hourly_sync_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    when = context.scheduled_execution_time or datetime.now(UTC)
+    return dg.RunRequest(
+        run_key=f"hourly:{when.astimezone(UTC):%Y-%m-%dT%H}",
+        run_config=INCREMENTAL_SYNCS,
+        tags=recent_days_tags(when, HOURLY_LIST_DAYS),
+    )
+
+
+@dg.schedule(
+    job=daily_full_refresh_job,
+    cron_schedule="15 3 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Every day at 03:15 UTC: the full refresh of both provider lists.",
+)
+def daily_full_refresh_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    when = context.scheduled_execution_time or datetime.now(UTC)
+    return dg.RunRequest(
+        run_key=f"full:{when.astimezone(UTC):%Y-%m-%d}", run_config=INCREMENTAL_SYNCS
+    )
+
+
+jobs = [hourly_sync_job, daily_full_refresh_job]
+schedules = [hourly_sync_schedule, daily_full_refresh_schedule]
