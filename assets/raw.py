@@ -18,6 +18,7 @@ import polars as pl
 
 from assets._ingest import Load, Row, to_json
 from assets._metadata import markdown_table, stats_dict
+from pipelines import progress
 from pipelines.local_orders import LocalOrdersError, read_local_orders
 from pipelines.models import build as build_models
 from pipelines.providers import (
@@ -67,7 +68,11 @@ def _ingest_list(
     async def fetch() -> Any:
         async with open_client() as client:
             listing = client.iter_orders()
-            await load.drain(to_rows(load.run_id, page) async for page in listing)
+            with progress.track(load.asset, unit="pages") as task:
+                await load.drain(
+                    to_rows(load.run_id, task.step(page, items=len(page.items)))
+                    async for page in listing
+                )
             return listing.stats
 
     try:
@@ -101,12 +106,14 @@ def _ingest_snapshots(
     async def fetch() -> Any:
         async with open_client() as client:
 
-            async def rows() -> AsyncIterator[list[Row]]:
+            async def rows(task: progress.Task) -> AsyncIterator[list[Row]]:
                 async for result in request_many(client, todo[key_column].to_list()):
                     outcomes[result.outcome] += 1
+                    task.advance()
                     yield to_rows(result)
 
-            await load.drain(rows())
+            with progress.track(load.asset, unit="requests", total=todo.height) as task:
+                await load.drain(rows(task))
             return client.stats
 
     began = time.monotonic()

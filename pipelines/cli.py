@@ -5,13 +5,24 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
+from pipelines import progress as progress_events
 from pipelines.settings import ConfigError, Settings, load_dotenv_into_environ, load_settings
 
 EPILOG_RUN = """\b
@@ -26,6 +37,58 @@ Examples:
 def _console(stderr: bool = False) -> Console:
     # Colours only on a terminal, and never when NO_COLOR is set.
     return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+
+
+class _ProgressBars:
+    """Rich progress bars for the tasks a run reports (see `pipelines.progress`)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._ids: dict[int, TaskID] = {}
+
+    @staticmethod
+    def _detail(task: progress_events.Task) -> str:
+        if task.unit == "pages":
+            return f"{task.done} pages, {task.items} rows"
+        shown = f"{task.done}/{task.total}" if task.total is not None else str(task.done)
+        return f"{shown} {task.unit}"
+
+    def started(self, task: progress_events.Task) -> None:
+        self._ids[task.id] = self._progress.add_task(
+            task.name, total=task.total, detail=self._detail(task)
+        )
+
+    def advanced(self, task: progress_events.Task) -> None:
+        self._progress.update(self._ids[task.id], completed=task.done, detail=self._detail(task))
+
+    def finished(self, task: progress_events.Task) -> None:
+        self._progress.update(
+            self._ids.pop(task.id),
+            total=task.total if task.total is not None else task.done,
+            completed=task.done,
+            detail=self._detail(task),
+        )
+
+
+@contextmanager
+def _progress_bars() -> Iterator[None]:
+    """Progress bars on stderr while the block runs, only when stderr is a terminal."""
+    console = _console(stderr=True)
+    if not console.is_terminal or console.is_dumb_terminal:
+        yield
+        return
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    )
+    with (
+        Progress(*columns, console=console, transient=True) as bars,
+        progress_events.listening(_ProgressBars(bars)),
+    ):
+        yield
 
 
 def _die(message: str, code: int = 1) -> NoReturn:
@@ -84,9 +147,10 @@ def _run_graph(
     resources = resources_from_settings(settings)
     resources["run_options"] = RunOptionsResource(full_sync=full_sync, sync_budget=budget)
     try:
-        outcome = materialize_all(
-            runnable, resources, db_path=settings.esim_recon_db, selection=selection
-        )
+        with _progress_bars():
+            outcome = materialize_all(
+                runnable, resources, db_path=settings.esim_recon_db, selection=selection
+            )
     except RunError as exc:
         _die(str(exc))
     if not outcome.success:
