@@ -320,9 +320,10 @@ def sql(query: str, as_csv: bool, db: Path | None, limit: int) -> None:
     "--out", type=click.Path(path_type=Path), help="Folder (default ESIM_RECON_EXPORT_DIR)."
 )
 def export(db: Path | None, out: Path | None) -> None:
-    """Write the CSV (and Parquet) reports again from the DuckDB file."""
+    """Write the CSV and Parquet reports and the charts again from the DuckDB file."""
     import duckdb
 
+    from pipelines.charts import write_charts
     from pipelines.exports import write_exports
 
     settings = _settings()
@@ -336,6 +337,7 @@ def export(db: Path | None, out: Path | None) -> None:
         _die(f"{db_path} is being written by a running esim-recon run; try again shortly")
     try:
         written = write_exports(con, out_dir)
+        written.update(write_charts(con, out_dir).as_dict())
     except duckdb.CatalogException as exc:
         _die(f"reports missing in {db_path} (run `esim-recon run` first): {exc}")
     finally:
