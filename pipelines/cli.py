@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -21,9 +24,13 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from pipelines import progress as progress_events
 from pipelines.settings import ConfigError, Settings, load_dotenv_into_environ, load_settings
+
+if TYPE_CHECKING:
+    from pipelines.status import Status
 
 EPILOG_RUN = """\b
 Examples:
@@ -344,6 +351,128 @@ def export(db: Path | None, out: Path | None) -> None:
         con.close()
     for name, path in written.items():
         _console().print(f"{name}: {path}", markup=False)
+
+
+EPILOG_STATUS = """\b
+Examples:
+  esim-recon status
+  esim-recon status --db demo/esim_recon.duckdb
+  esim-recon status --json | jq '.feeds[] | select(.last_status != "complete")'
+"""
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "never"
+    seconds = max(0.0, (now - moment).total_seconds())
+    for size, unit in ((86_400, "d"), (3_600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ") if moment else "-"
+
+
+_FEED_STYLES = {"complete": "green", "failed": "red"}
+
+
+def _detail(text: str | None) -> str:
+    """An ingest-log detail for people: request outcome counts as `49 ok, 2 failed`."""
+    if not text:
+        return ""
+    try:
+        counts = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(counts, dict):
+        return ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
+    return text
+
+
+def _print_status(report: Status) -> None:
+    console = _console()
+    now = report.checked_at
+    console.print(f"Database: {report.database}", markup=False)
+    run = report.last_run
+    if run is None:
+        console.print(f"Last run: none recorded in {report.dagster_home}", markup=False)
+    else:
+        style = "green" if run.status == "success" else "red"
+        took = f", {run.duration_seconds:.1f} s" if run.duration_seconds is not None else ""
+        console.print(
+            f"Last run: {run.run_id[:8]} [{style}]{run.status}[/{style}], started "
+            f"{_when(run.started_at)} ({_ago(run.started_at, now)}){took}"
+        )
+        if not run.wrote_database:
+            console.print(f"  (it loaded nothing into {report.database})", markup=False)
+        for failure in run.failures:
+            console.print(f"  failed: {failure}", markup=False)
+        if run.status != "success":
+            console.print(f"  last successful run ended {_when(run.last_success_at)}")
+
+    feeds = Table(title="Provider feeds (raw.ingest_log)", title_justify="left")
+    feeds.add_column("source", no_wrap=True)
+    feeds.add_column("last complete load", no_wrap=True)
+    feeds.add_column("last attempt", no_wrap=True)
+    feeds.add_column("detail", overflow="fold")
+    for feed in report.feeds:
+        style = _FEED_STYLES.get(feed.last_status, "yellow")
+        attempt = f"[{style}]{feed.last_status}[/{style}]"
+        if feed.last_attempt_at != feed.last_complete_at:
+            attempt += f" {_ago(feed.last_attempt_at, now)}"
+        feeds.add_row(
+            feed.source,
+            _ago(feed.last_complete_at, now),
+            attempt,
+            escape(_detail(feed.last_detail)),
+        )
+    console.print(feeds)
+
+    findings = Table(title="Findings (reports.discrepancies)", title_justify="left")
+    for column, justify in (("type", "left"), ("severity", "left"), ("count", "right")):
+        findings.add_column(column, justify=justify)
+    for finding in report.findings:
+        style = "red" if finding["severity"] == "critical" else ""
+        findings.add_row(
+            finding["type"], Text(finding["severity"], style=style), str(finding["count"])
+        )
+    total = sum(finding["count"] for finding in report.findings)
+    findings.add_row("total", "", str(total), style="bold")
+    console.print(findings)
+
+    tables = Table(title="Rows per table", title_justify="left")
+    tables.add_column("table")
+    tables.add_column("rows", justify="right")
+    for name, count in report.tables.items():
+        tables.add_row(name, f"{count:,}")
+    console.print(tables)
+
+
+@main.command(epilog=EPILOG_STATUS)
+@click.option("--db", type=click.Path(path_type=Path), help="DuckDB file (default ESIM_RECON_DB).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
+def status(db: Path | None, as_json: bool) -> None:
+    """Last run, rows per table, findings and provider feed freshness (read-only)."""
+    from pipelines.status import collect
+    from pipelines.warehouse import WarehouseError
+
+    db_path = db or _settings().esim_recon_db
+    try:
+        report = collect(db_path)
+    except WarehouseError as exc:
+        _die(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+        return
+    if not report.has_runs:
+        _console().print(
+            f"No runs yet: {db_path} holds no loads. Start one with `esim-recon run`.",
+            markup=False,
+        )
+        return
+    _print_status(report)
 
 
 @main.command(epilog="\b\nExample:\n  esim-recon simulate --port 8080 --orders 1000 --seed 7")
