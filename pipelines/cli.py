@@ -173,7 +173,17 @@ def _run_graph(
     return outcome
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EPILOG_MAIN = """\b
+Examples:
+  esim-recon demo                  try it end to end against the bundled simulator
+  esim-recon run                   one full reconciliation (configured from the environment)
+  esim-recon status                last run, feed freshness, findings, rows per table
+  esim-recon sql "SELECT * FROM reports.discrepancies WHERE severity = 'critical'"
+  esim-recon COMMAND --help        options and examples of one command
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG_MAIN)
 def main() -> None:
     """Reconcile an eSIM reseller's order records against eSIMTrade and PressOne.
 

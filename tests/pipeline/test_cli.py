@@ -246,7 +246,7 @@ def test_run_without_local_orders_file_says_so(tmp_path: Path) -> None:
 
 
 def test_every_command_has_help_with_examples(tmp_path: Path) -> None:
-    for command in ("run", "demo", "sql", "export", "simulate", "status"):
-        result = _cli([command, "--help"], cwd=tmp_path)
+    for command in ("", "run", "demo", "sql", "export", "simulate", "status"):
+        result = _cli([command, "--help"] if command else ["--help"], cwd=tmp_path)
         assert result.returncode == 0
         assert "Example" in result.stdout, command
