@@ -138,6 +138,9 @@ def _print_summary(db_path: Path, export_dir: Path | None, elapsed: float) -> No
     console.print(f"Database: {db_path}", markup=False)
     if export_dir is not None:
         console.print(f"CSV exports: {export_dir}/", markup=False)
+        charts = export_dir / "charts.html"
+        if charts.is_file():
+            console.print(f"Charts: {charts}", markup=False)
 
 
 def _run_graph(
@@ -284,6 +287,7 @@ def demo(orders: int, seed: int, demo_dir: Path, runs: int, faults: float) -> No
         '"SELECT discrepancy_type, count(*) FROM reports.discrepancies GROUP BY 1"',
         markup=False,
     )
+    console.print(f"Status: esim-recon status --db {settings.esim_recon_db}", markup=False)
 
 
 @main.command(
