@@ -22,6 +22,7 @@ import polars as pl
 from assets._ingest import Load, Row, to_json
 from assets._metadata import markdown_table, stats_dict
 from assets.partitions import ListWindow, esimtrade_created_minute, list_partitions, window_of
+from pipelines import progress
 from pipelines.local_orders import LocalOrdersError, read_local_orders
 from pipelines.models import build as build_models
 from pipelines.providers import (
@@ -96,14 +97,16 @@ def _ingest_list(
             listing = listing_of(client)
 
             async def rows() -> AsyncIterator[list[Row]]:
-                async for page in listing:
-                    kept = page
-                    if window is not None:
-                        items = tuple(i for i in page.items if window.contains(created_at(i)))
-                        kept = dataclasses.replace(page, items=items)
-                    yield to_rows(load.run_id, kept)
-                    if early is not None and early.past_window(page, listing.stats, created_at):
-                        return
+                with progress.track(load.asset, unit="pages") as task:
+                    async for page in listing:
+                        task.step(page, items=len(page.items))
+                        kept = page
+                        if window is not None:
+                            items = tuple(i for i in page.items if window.contains(created_at(i)))
+                            kept = dataclasses.replace(page, items=items)
+                        yield to_rows(load.run_id, kept)
+                        if early is not None and early.past_window(page, listing.stats, created_at):
+                            return
 
             try:
                 await load.drain(rows())
@@ -182,12 +185,14 @@ def _ingest_snapshots(
     async def fetch() -> Any:
         async with open_client() as client:
 
-            async def rows() -> AsyncIterator[list[Row]]:
+            async def rows(task: progress.Task) -> AsyncIterator[list[Row]]:
                 async for result in request_many(client, todo[key_column].to_list()):
                     outcomes[result.outcome] += 1
+                    task.advance()
                     yield to_rows(result)
 
-            await load.drain(rows())
+            with progress.track(load.asset, unit="requests", total=todo.height) as task:
+                await load.drain(rows(task))
             return client.stats
 
     began = time.monotonic()

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
+from pipelines import progress as progress_events
 from pipelines.settings import ConfigError, Settings, load_dotenv_into_environ, load_settings
+
+if TYPE_CHECKING:
+    from pipelines.status import Status
 
 EPILOG_RUN = """\b
 Examples:
@@ -27,6 +45,58 @@ Examples:
 def _console(stderr: bool = False) -> Console:
     # Colours only on a terminal, and never when NO_COLOR is set.
     return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+
+
+class _ProgressBars:
+    """Rich progress bars for the tasks a run reports (see `pipelines.progress`)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._ids: dict[int, TaskID] = {}
+
+    @staticmethod
+    def _detail(task: progress_events.Task) -> str:
+        if task.unit == "pages":
+            return f"{task.done} pages, {task.items} rows"
+        shown = f"{task.done}/{task.total}" if task.total is not None else str(task.done)
+        return f"{shown} {task.unit}"
+
+    def started(self, task: progress_events.Task) -> None:
+        self._ids[task.id] = self._progress.add_task(
+            task.name, total=task.total, detail=self._detail(task)
+        )
+
+    def advanced(self, task: progress_events.Task) -> None:
+        self._progress.update(self._ids[task.id], completed=task.done, detail=self._detail(task))
+
+    def finished(self, task: progress_events.Task) -> None:
+        self._progress.update(
+            self._ids.pop(task.id),
+            total=task.total if task.total is not None else task.done,
+            completed=task.done,
+            detail=self._detail(task),
+        )
+
+
+@contextmanager
+def _progress_bars() -> Iterator[None]:
+    """Progress bars on stderr while the block runs, only when stderr is a terminal."""
+    console = _console(stderr=True)
+    if not console.is_terminal or console.is_dumb_terminal:
+        yield
+        return
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    )
+    with (
+        Progress(*columns, console=console, transient=True) as bars,
+        progress_events.listening(_ProgressBars(bars)),
+    ):
+        yield
 
 
 def _die(message: str, code: int = 1) -> NoReturn:
@@ -69,6 +139,9 @@ def _print_summary(db_path: Path, export_dir: Path | None, elapsed: float) -> No
     console.print(f"Database: {db_path}", markup=False)
     if export_dir is not None:
         console.print(f"CSV exports: {export_dir}/", markup=False)
+        charts = export_dir / "charts.html"
+        if charts.is_file():
+            console.print(f"Charts: {charts}", markup=False)
 
 
 def _run_graph(
@@ -86,9 +159,10 @@ def _run_graph(
     resources = resources_from_settings(settings)
     resources["run_options"] = RunOptionsResource(full_sync=full_sync, sync_budget=budget)
     try:
-        outcome = materialize_all(
-            runnable, resources, db_path=settings.esim_recon_db, selection=selection, tags=tags
-        )
+        with _progress_bars():
+            outcome = materialize_all(
+                runnable, resources, db_path=settings.esim_recon_db, selection=selection, tags=tags
+            )
     except RunError as exc:
         _die(str(exc))
     if not outcome.success:
@@ -121,7 +195,17 @@ def _window_tags(window_from: Any, window_to: Any) -> dict[str, str] | None:
         _die(f"--from/--to: {exc}", 2)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EPILOG_MAIN = """\b
+Examples:
+  esim-recon demo                  try it end to end against the bundled simulator
+  esim-recon run                   one full reconciliation (configured from the environment)
+  esim-recon status                last run, feed freshness, findings, rows per table
+  esim-recon sql "SELECT * FROM reports.discrepancies WHERE severity = 'critical'"
+  esim-recon COMMAND --help        options and examples of one command
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG_MAIN)
 def main() -> None:
     """Reconcile an eSIM reseller's order records against eSIMTrade and PressOne.
 
@@ -245,6 +329,7 @@ def demo(orders: int, seed: int, demo_dir: Path, runs: int, faults: float) -> No
         '"SELECT discrepancy_type, count(*) FROM reports.discrepancies GROUP BY 1"',
         markup=False,
     )
+    console.print(f"Status: esim-recon status --db {settings.esim_recon_db}", markup=False)
 
 
 @main.command(
@@ -298,9 +383,10 @@ def sql(query: str, as_csv: bool, db: Path | None, limit: int) -> None:
     "--out", type=click.Path(path_type=Path), help="Folder (default ESIM_RECON_EXPORT_DIR)."
 )
 def export(db: Path | None, out: Path | None) -> None:
-    """Write the CSV (and Parquet) reports again from the DuckDB file."""
+    """Write the CSV and Parquet reports and the charts again from the DuckDB file."""
     import duckdb
 
+    from pipelines.charts import write_charts
     from pipelines.exports import write_exports
 
     settings = _settings()
@@ -314,12 +400,135 @@ def export(db: Path | None, out: Path | None) -> None:
         _die(f"{db_path} is being written by a running esim-recon run; try again shortly")
     try:
         written = write_exports(con, out_dir)
+        written.update(write_charts(con, out_dir).as_dict())
     except duckdb.CatalogException as exc:
         _die(f"reports missing in {db_path} (run `esim-recon run` first): {exc}")
     finally:
         con.close()
     for name, path in written.items():
         _console().print(f"{name}: {path}", markup=False)
+
+
+EPILOG_STATUS = """\b
+Examples:
+  esim-recon status
+  esim-recon status --db demo/esim_recon.duckdb
+  esim-recon status --json | jq '.feeds[] | select(.last_status != "complete")'
+"""
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "never"
+    seconds = max(0.0, (now - moment).total_seconds())
+    for size, unit in ((86_400, "d"), (3_600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ") if moment else "-"
+
+
+_FEED_STYLES = {"complete": "green", "failed": "red"}
+
+
+def _detail(text: str | None) -> str:
+    """An ingest-log detail for people: request outcome counts as `49 ok, 2 failed`."""
+    if not text:
+        return ""
+    try:
+        counts = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(counts, dict):
+        return ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
+    return text
+
+
+def _print_status(report: Status) -> None:
+    console = _console()
+    now = report.checked_at
+    console.print(f"Database: {report.database}", markup=False)
+    run = report.last_run
+    if run is None:
+        console.print(f"Last run: none recorded in {report.dagster_home}", markup=False)
+    else:
+        style = "green" if run.status == "success" else "red"
+        took = f", {run.duration_seconds:.1f} s" if run.duration_seconds is not None else ""
+        console.print(
+            f"Last run: {run.run_id[:8]} [{style}]{run.status}[/{style}], started "
+            f"{_when(run.started_at)} ({_ago(run.started_at, now)}){took}"
+        )
+        if not run.wrote_database:
+            console.print(f"  (it loaded nothing into {report.database})", markup=False)
+        for failure in run.failures:
+            console.print(f"  failed: {failure}", markup=False)
+        if run.status != "success":
+            console.print(f"  last successful run ended {_when(run.last_success_at)}")
+
+    feeds = Table(title="Provider feeds (raw.ingest_log)", title_justify="left")
+    feeds.add_column("source", no_wrap=True)
+    feeds.add_column("last complete load", no_wrap=True)
+    feeds.add_column("last attempt", no_wrap=True)
+    feeds.add_column("detail", overflow="fold")
+    for feed in report.feeds:
+        style = _FEED_STYLES.get(feed.last_status, "yellow")
+        attempt = f"[{style}]{feed.last_status}[/{style}]"
+        if feed.last_attempt_at != feed.last_complete_at:
+            attempt += f" {_ago(feed.last_attempt_at, now)}"
+        feeds.add_row(
+            feed.source,
+            _ago(feed.last_complete_at, now),
+            attempt,
+            escape(_detail(feed.last_detail)),
+        )
+    console.print(feeds)
+
+    findings = Table(title="Findings (reports.discrepancies)", title_justify="left")
+    for column, justify in (("type", "left"), ("severity", "left"), ("count", "right")):
+        findings.add_column(column, justify=justify)
+    for finding in report.findings:
+        style = "red" if finding["severity"] == "critical" else ""
+        findings.add_row(
+            finding["type"], Text(finding["severity"], style=style), str(finding["count"])
+        )
+    total = sum(finding["count"] for finding in report.findings)
+    findings.add_row("total", "", str(total), style="bold")
+    console.print(findings)
+
+    tables = Table(title="Rows per table", title_justify="left")
+    tables.add_column("table")
+    tables.add_column("rows", justify="right")
+    for name, count in report.tables.items():
+        tables.add_row(name, f"{count:,}")
+    console.print(tables)
+
+
+@main.command(epilog=EPILOG_STATUS)
+@click.option("--db", type=click.Path(path_type=Path), help="DuckDB file (default ESIM_RECON_DB).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
+def status(db: Path | None, as_json: bool) -> None:
+    """Last run, rows per table, findings and provider feed freshness (read-only)."""
+    from pipelines.status import collect
+    from pipelines.warehouse import WarehouseError
+
+    db_path = db or _settings().esim_recon_db
+    try:
+        report = collect(db_path)
+    except WarehouseError as exc:
+        _die(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+        return
+    if not report.has_runs:
+        _console().print(
+            f"No runs yet: {db_path} holds no loads. Start one with `esim-recon run`.",
+            markup=False,
+        )
+        return
+    _print_status(report)
 
 
 @main.command(epilog="\b\nExample:\n  esim-recon simulate --port 8080 --orders 1000 --seed 7")

@@ -126,16 +126,20 @@ def test_discrepancies_metadata_counts_and_preview(materialized):
 def test_report_exports_asset_writes_the_files(materialized):
     exports = materialized["folder"] / "exports"
     names = sorted(p.name for p in exports.iterdir())
+    charts = ["charts.html", "discrepancy_trend.png", "usage_daily.png"]
     assert names == sorted(
-        f"{stem}.{ext}"
-        for stem in (
-            "reconciliation",
-            "discrepancies",
-            "usage",
-            "usage_daily",
-            "status_transitions",
-        )
-        for ext in ("csv", "parquet")
+        charts
+        + [
+            f"{stem}.{ext}"
+            for stem in (
+                "reconciliation",
+                "discrepancies",
+                "usage",
+                "usage_daily",
+                "status_transitions",
+            )
+            for ext in ("csv", "parquet")
+        ]
     )
     with (exports / "discrepancies.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -3,38 +3,106 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
+import pty
+import re
+import select
+import shutil
+import struct
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
+import duckdb
 import pytest
 
 CLI = [sys.executable, "-m", "pipelines.cli"]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 300):
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("ESIM", "PRESSONE"))}
-    environment.update(env or {})
+    environment = _environment(env)
     environment["NO_COLOR"] = "1"
     return subprocess.run(
         CLI + args, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
     )
 
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+COLOUR = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-9]|4[0-9]|9[0-7]|10[0-7])(?:;[0-9;]*)?m")
+
+
+def _environment(env: dict[str, str] | None) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("ESIM", "PRESSONE"))}
+    environment.pop("NO_COLOR", None)
+    environment.update(env or {})
+    return environment
+
+
+def _cli_on_a_terminal(
+    args: list[str], cwd: Path, env: dict[str, str], stream: str, timeout: float = 300
+) -> tuple[int, bytes, bytes]:
+    """Run the CLI with `stream` (stdout or stderr) on a pseudo-terminal; return the exit code,
+    the other stream's bytes and the terminal's bytes."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, stream: slave}
+    environment = _environment(env) | {"TERM": "xterm-256color"}
+    process = subprocess.Popen(CLI + args, cwd=cwd, env=environment, **streams)
+    os.close(slave)
+    other = process.stderr if stream == "stdout" else process.stdout
+    assert other is not None
+    received: dict[int, list[bytes]] = {master: [], other.fileno(): []}
+    open_fds = set(received)
+    deadline = time.monotonic() + timeout
+    while open_fds and time.monotonic() < deadline:
+        ready, _, _ = select.select(sorted(open_fds), [], [], 0.2)
+        for fd in ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # the terminal's far end closed
+                data = b""
+            if data:
+                received[fd].append(data)
+            else:
+                open_fds.discard(fd)
+    os.close(master)
+    returncode = process.wait(timeout=30)
+    return returncode, b"".join(received[other.fileno()]), b"".join(received[master])
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One demo run per module, stderr on a terminal (progress bars), stdout piped."""
+    cwd = tmp_path_factory.mktemp("cli_demo")
+    home = cwd / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {"DAGSTER_HOME": str(home), "NO_COLOR": "1"}
+    returncode, stdout, terminal = _cli_on_a_terminal(
+        ["demo", "--orders", "300", "--dir", "demo"], cwd, env, stream="stderr"
+    )
+    assert returncode == 0, terminal.decode(errors="replace")[-3000:]
+    return {"cwd": cwd, "env": env, "stdout": stdout.decode(), "terminal": terminal.decode()}
+
+
 @pytest.mark.slow
-def test_demo_runs_end_to_end_and_finds_every_discrepancy_type(tmp_path: Path) -> None:
-    result = _cli(["demo", "--orders", "300", "--dir", "demo"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Discrepancies (latest run)" in result.stdout
-    demo = tmp_path / "demo"
-    truth = json.loads((demo / "ground_truth.json").read_text())
+def test_demo_runs_end_to_end_and_finds_every_discrepancy_type(demo: dict) -> None:
+    tmp_path = demo["cwd"]
+    assert "Discrepancies (latest run)" in demo["stdout"]
+    demo_dir = tmp_path / "demo"
+    truth = json.loads((demo_dir / "ground_truth.json").read_text())
     expected_types = {item["discrepancy_type"] for item in truth["findings"]}
     assert len(expected_types) == 12
     for name in ("reconciliation", "discrepancies", "usage"):
-        assert (demo / "exports" / f"{name}.csv").is_file()
-    with (demo / "exports" / "discrepancies.csv").open(newline="") as handle:
+        assert (demo_dir / "exports" / f"{name}.csv").is_file()
+    for name in ("usage_daily.png", "discrepancy_trend.png", "charts.html"):
+        assert (demo_dir / "exports" / name).stat().st_size > 1000
+    with (demo_dir / "exports" / "discrepancies.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert {row["discrepancy_type"] for row in rows} == expected_types
     assert len(rows) == len(truth["findings"])
@@ -59,6 +127,97 @@ def test_demo_runs_end_to_end_and_finds_every_discrepancy_type(tmp_path: Path) -
     assert write.returncode != 0
     assert "read-only" in write.stderr
     assert len(write.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_demo_shows_progress_on_a_terminal_and_plain_text_on_a_pipe(demo: dict) -> None:
+    terminal = demo["terminal"]
+    for name in ("esimtrade_orders", "pressone_orders", "esimtrade_order_syncs", "pressone_usage"):
+        assert name in terminal
+    assert re.search(r"\d+/\d+ requests", terminal)
+    assert re.search(r"\d+ pages, \d+ rows", terminal)
+    assert not COLOUR.search(terminal)  # NO_COLOR: bars, but no colours
+    assert not ANSI.search(demo["stdout"])  # stdout is a pipe: no escapes at all
+    assert "requests" not in demo["stdout"]
+
+
+def _status(demo: dict, *args: str) -> subprocess.CompletedProcess[str]:
+    return _cli(["status", "--db", "demo/esim_recon.duckdb", *args], demo["cwd"], demo["env"])
+
+
+@pytest.mark.slow
+def test_status_on_the_demo_database(demo: dict) -> None:
+    db = demo["cwd"] / "demo" / "esim_recon.duckdb"
+    result = _status(demo)
+    assert result.returncode == 0, result.stderr
+    assert not ANSI.search(result.stdout + result.stderr)
+    assert "Last run:" in result.stdout and "success" in result.stdout
+    for name in ("esimtrade_orders", "esimtrade_order_syncs", "pressone_orders", "local_orders"):
+        assert name in result.stdout
+
+    report = json.loads(_status(demo, "--json").stdout)
+    assert report["last_run"]["status"] == "success"
+    assert report["last_run"]["wrote_database"] is True
+    assert report["last_run"]["duration_seconds"] > 0
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        for table, rows in report["tables"].items():
+            assert con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == rows, table
+        assert set(report["tables"]) >= {"raw.ingest_log", "reports.discrepancies"}
+        findings = dict(
+            ((kind, severity), count)
+            for kind, severity, count in con.execute(
+                "SELECT discrepancy_type, severity, count(*) FROM reports.discrepancies "
+                "GROUP BY ALL"
+            ).fetchall()
+        )
+        latest = dict(
+            con.execute(
+                "SELECT asset, strftime(max(finished_at) AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S') "
+                "FROM raw.ingest_log WHERE status = 'complete' GROUP BY asset"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    assert {(f["type"], f["severity"]): f["count"] for f in report["findings"]} == findings
+    feeds = {feed["source"]: feed for feed in report["feeds"]}
+    assert set(feeds) == set(latest)
+    for source, feed in feeds.items():
+        assert feed["last_status"] == "complete"
+        assert feed["last_complete_at"].startswith(latest[source])
+
+
+@pytest.mark.slow
+def test_status_colours_only_on_a_terminal_without_no_color(demo: dict) -> None:
+    args = ["status", "--db", "demo/esim_recon.duckdb"]
+    env = {k: v for k, v in demo["env"].items() if k != "NO_COLOR"}
+    code, _, coloured = _cli_on_a_terminal(args, demo["cwd"], env, stream="stdout")
+    assert code == 0
+    assert COLOUR.search(coloured.decode())
+    code, _, plain = _cli_on_a_terminal(args, demo["cwd"], env | {"NO_COLOR": "1"}, "stdout")
+    assert code == 0
+    assert "Last run:" in plain.decode() and not COLOUR.search(plain.decode())
+
+
+def test_status_without_a_database_says_so_in_one_line(tmp_path: Path) -> None:
+    result = _cli(["status", "--db", "missing.duckdb"], cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert "no database at missing.duckdb" in line
+
+
+def test_status_on_an_empty_database_says_no_runs_yet(tmp_path: Path) -> None:
+    duckdb.connect(str(tmp_path / "empty.duckdb")).close()
+    env = {"DAGSTER_HOME": str(tmp_path / "no_home")}
+    result = _cli(["status", "--db", "empty.duckdb"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines() == [
+        "No runs yet: empty.duckdb holds no loads. Start one with `esim-recon run`."
+    ]
+    report = json.loads(_cli(["status", "--db", "empty.duckdb", "--json"], tmp_path, env).stdout)
+    assert report["last_run"] is None and report["feeds"] == [] and report["findings"] == []
+    assert not (tmp_path / "no_home").exists()  # status creates nothing
 
 
 def test_run_without_configuration_names_the_variable(tmp_path: Path) -> None:
@@ -87,7 +246,7 @@ def test_run_without_local_orders_file_says_so(tmp_path: Path) -> None:
 
 
 def test_every_command_has_help_with_examples(tmp_path: Path) -> None:
-    for command in ("run", "demo", "sql", "export", "simulate"):
-        result = _cli([command, "--help"], cwd=tmp_path)
+    for command in ("", "run", "demo", "sql", "export", "simulate", "status"):
+        result = _cli([command, "--help"] if command else ["--help"], cwd=tmp_path)
         assert result.returncode == 0
         assert "Example" in result.stdout, command

@@ -1,0 +1,235 @@
+"""What `esim-recon status` reports: the last run, row counts, findings and feed freshness.
+
+Everything is read-only: the Dagster instance in DAGSTER_HOME (default ./.dagster_home) for the
+runs, the DuckDB file for the rest. Nothing is created when either is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipelines.warehouse import RAW_TABLES, Warehouse
+
+OPEN_WAIT_SECONDS = 5.0
+
+_FEEDS_SQL = """
+with attempts as (
+    select
+        asset,
+        provider,
+        status,
+        finished_at,
+        detail,
+        row_number() over (partition by asset order by finished_at desc) as recency
+    from raw.ingest_log
+),
+complete as (
+    select asset, max(finished_at) as last_complete_at
+    from raw.ingest_log
+    where status = 'complete'
+    group by asset
+)
+select
+    attempts.asset,
+    attempts.provider,
+    complete.last_complete_at,
+    attempts.status as last_status,
+    attempts.finished_at as last_attempt_at,
+    attempts.detail as last_detail
+from attempts
+left join complete using (asset)
+where attempts.recency = 1
+order by attempts.asset
+"""
+
+
+_RUN_IDS_SQL = "select distinct run_id from raw.ingest_log"
+
+
+@dataclass
+class LastRun:
+    run_id: str
+    job: str
+    status: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_seconds: float | None
+    failures: list[str] = field(default_factory=list)
+    last_success_at: datetime | None = None
+    wrote_database: bool = False  # whether this run loaded anything into the database asked
+
+
+@dataclass
+class Feed:
+    source: str
+    provider: str | None
+    last_complete_at: datetime | None
+    last_status: str
+    last_attempt_at: datetime
+    last_detail: str | None
+
+
+@dataclass
+class Status:
+    database: str
+    dagster_home: str
+    checked_at: datetime
+    last_run: LastRun | None
+    tables: dict[str, int]
+    findings: list[dict[str, Any]]
+    feeds: list[Feed]
+
+    @property
+    def has_runs(self) -> bool:
+        """Whether any run has loaded this database (the Dagster instance may hold others)."""
+        return bool(self.feeds)
+
+    def to_json(self) -> dict[str, Any]:
+        def plain(value: Any) -> Any:
+            if isinstance(value, datetime):
+                return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            if isinstance(value, dict):
+                return {key: plain(item) for key, item in value.items()}
+            if isinstance(value, list):
+                return [plain(item) for item in value]
+            return value
+
+        return plain(
+            {
+                "database": self.database,
+                "dagster_home": self.dagster_home,
+                "checked_at": self.checked_at,
+                "last_run": asdict(self.last_run) if self.last_run else None,
+                "tables": self.tables,
+                "findings": self.findings,
+                "feeds": [asdict(feed) for feed in self.feeds],
+            }
+        )
+
+
+def dagster_home() -> Path:
+    """Where the runs are recorded, as `esim-recon run` chooses it (not created here)."""
+    configured = os.environ.get("DAGSTER_HOME")
+    return Path(configured).resolve() if configured else Path.cwd() / ".dagster_home"
+
+
+def _time(timestamp: float | None) -> datetime | None:
+    return datetime.fromtimestamp(timestamp, UTC) if timestamp is not None else None
+
+
+def _failures(instance: Any, run_id: str) -> list[str]:
+    import dagster as dg
+
+    reasons = []
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        event = entry.dagster_event
+        data = event.step_failure_data if event is not None else None
+        message = ""
+        if data is not None and data.user_failure_data is not None:
+            message = data.user_failure_data.description or ""
+        if not message and data is not None and data.error is not None:
+            cause = data.error.cause or data.error
+            message = cause.message.strip().splitlines()[-1] if cause.message else ""
+        reasons.append(f"{entry.step_key or 'step'}: {message or 'failed'}")
+    return reasons
+
+
+def last_run(home: Path) -> LastRun | None:
+    """The newest run in the Dagster instance at `home`, or None when there is none."""
+    if not (home / "dagster.yaml").is_file():
+        return None
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        records = instance.get_run_records(limit=1)
+        if not records:
+            return None
+        record = records[0]
+        run = record.dagster_run
+        started, ended = _time(record.start_time), _time(record.end_time)
+        duration = (
+            record.end_time - record.start_time
+            if record.start_time is not None and record.end_time is not None
+            else None
+        )
+        status = run.status.value
+        failures = _failures(instance, run.run_id) if status == "FAILURE" else []
+        last_success_at = None
+        if status != "SUCCESS":
+            successes = instance.get_run_records(
+                filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1
+            )
+            if successes:
+                last_success_at = _time(successes[0].end_time)
+        elif ended is not None:
+            last_success_at = ended
+        return LastRun(
+            run_id=run.run_id,
+            job=run.job_name,
+            status=status.lower(),
+            started_at=started,
+            ended_at=ended,
+            duration_seconds=round(duration, 1) if duration is not None else None,
+            failures=failures,
+            last_success_at=last_success_at,
+        )
+
+
+def _relations(con: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = con.execute(
+        "select schema_name || '.' || table_name from duckdb_tables() "
+        "where schema_name in ('raw', 'reports') order by schema_name, table_name"
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
+def _database_part(
+    con: duckdb.DuckDBPyConnection,
+) -> tuple[dict[str, int], list[dict[str, Any]], list[Feed], set[str]]:
+    relations = _relations(con)
+    wanted = sorted(RAW_TABLES) + [name for name in relations if name.startswith("reports.")]
+    tables = {}
+    for name in wanted:
+        if name in relations:  # identifiers come from the catalog, never from input
+            [(count,)] = con.execute(f"select count(*) from {name}").fetchall()
+            tables[name] = int(count)
+    findings: list[dict[str, Any]] = []
+    if "reports.discrepancies" in relations:
+        findings = [
+            {"type": kind, "severity": severity, "count": int(count)}
+            for kind, severity, count in con.execute(
+                "select discrepancy_type, severity, count(*) from reports.discrepancies "
+                "group by all order by 1, 2"
+            ).fetchall()
+        ]
+    feeds: list[Feed] = []
+    run_ids: set[str] = set()
+    if "raw.ingest_log" in relations:
+        feeds = [Feed(*row) for row in con.execute(_FEEDS_SQL).fetchall()]
+        run_ids = {run_id for (run_id,) in con.execute(_RUN_IDS_SQL).fetchall()}
+    return tables, findings, feeds, run_ids
+
+
+def collect(db_path: Path, home: Path | None = None) -> Status:
+    """Read the status; raises `WarehouseError` when the file is missing or cannot be opened."""
+    home = home or dagster_home()
+    with Warehouse(db_path).connect(read_only=True, wait_seconds=OPEN_WAIT_SECONDS) as con:
+        tables, findings, feeds, run_ids = _database_part(con)
+    run = last_run(home)
+    if run is not None:
+        run.wrote_database = run.run_id in run_ids
+    return Status(
+        database=str(db_path),
+        dagster_home=str(home),
+        checked_at=datetime.now(UTC),
+        last_run=run,
+        tables=tables,
+        findings=findings,
+        feeds=feeds,
+    )
