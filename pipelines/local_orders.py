@@ -214,7 +214,9 @@ def _as_text(series: pl.Series) -> list[str]:
     try:
         return series.cast(pl.String).fill_null("").to_list()
     except pl.exceptions.PolarsError:
-        return ["" if value is None else json.dumps(value, default=str) for value in series]
+        return [
+            "" if value is None else json.dumps(value, default=str) for value in series.to_list()
+        ]
 
 
 def _rows_from_parquet(path: Path) -> tuple[list[str], list[tuple[int, list[str], str]]]:
