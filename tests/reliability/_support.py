@@ -38,16 +38,26 @@ VOLATILE = {
 }
 
 
-def report_columns(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
+# After more than one run of the same world: usage_daily.snapshots counts every snapshot taken
+# (the bytes must not change: growth over the highest seen before).
+ACROSS_RUNS = {"usage_daily": {"snapshots"}}
+
+
+def report_columns(
+    con: duckdb.DuckDBPyConnection, name: str, skip: set[str] | frozenset[str] = frozenset()
+) -> list[str]:
     return [
         row[0]
         for row in con.execute(f"DESCRIBE reports.{name}").fetchall()
-        if row[0] not in VOLATILE[name]
+        if row[0] not in VOLATILE[name] | skip
     ]
 
 
-def reports(db: Path, names: tuple[str, ...] = tuple(VOLATILE)) -> dict[str, list[tuple]]:
-    """The report relations without their time columns, rows sorted.
+def reports(
+    db: Path, names: tuple[str, ...] = tuple(VOLATILE), *, runs_apart: bool = False
+) -> dict[str, list[tuple]]:
+    """The report relations without their time columns, rows sorted (`runs_apart`: also
+    without the columns that count what several runs did).
 
     For sync_failed findings `provider_value` is the error the last attempt met, which depends
     on which fault that attempt drew; it is compared only for being there.
@@ -56,7 +66,8 @@ def reports(db: Path, names: tuple[str, ...] = tuple(VOLATILE)) -> dict[str, lis
     try:
         out: dict[str, list[tuple]] = {}
         for name in names:
-            columns = report_columns(con, name)
+            skip = ACROSS_RUNS.get(name, set()) if runs_apart else set()
+            columns = report_columns(con, name, skip)
             select = ", ".join(
                 "CASE WHEN discrepancy_type = 'sync_failed' THEN (provider_value <> '')::VARCHAR "
                 "ELSE provider_value END::VARCHAR AS provider_value"

@@ -77,7 +77,9 @@ FAMILIES: dict[str, dict[FaultKind, float]] = {
         FaultKind.DISCONNECT: 0.2,
         FaultKind.TRUNCATED_JSON: 0.2,
     },
-    "token": {FaultKind.TOKEN_EXPIRY: 0.2, FaultKind.TOKEN_THROTTLED: 0.6},
+    # One expiry kills the token every concurrent request holds; at much more than this the
+    # client sees fresh tokens rejected five times in a row and stops as for bad credentials.
+    "token": {FaultKind.TOKEN_EXPIRY: 0.05, FaultKind.TOKEN_THROTTLED: 0.6},
     "list": {FaultKind.LIST_DRIFT: 0.4, FaultKind.DUPLICATE_ROW: 0.4},
 }
 SMALL = {"timeout_seconds": 0.5, "page_size": 10}

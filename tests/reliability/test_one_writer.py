@@ -42,7 +42,7 @@ def clean(world, tmp_path_factory):
     folder = tmp_path_factory.mktemp("clean")
     with dagster_home(folder):
         run = run_pipeline(world, folder)
-    return reports(run.db)
+    return reports(run.db, runs_apart=True)
 
 
 def _wait_for(condition, process: subprocess.Popen[str], timeout: float = 120) -> None:
@@ -67,7 +67,7 @@ def test_two_runs_started_together_both_succeed_one_after_the_other(
         assert process.returncode == 0, stderr[-3000:]
     db = tmp_path / "data" / "recon.duckdb"
     # Two complete runs, one after the other, and the same reports as a single clean run.
-    assert reports(db) == clean
+    assert reports(db, runs_apart=True) == clean
     con = duckdb.connect(str(db), read_only=True)
     try:
         loads = con.execute(
