@@ -22,6 +22,8 @@ from pipelines.models import (
 from pipelines.resources import WarehouseResource
 
 _PREVIEW_ROWS = 10
+# Every step that opens the warehouse (read-write) takes the pool's single slot (dagster.yaml).
+POOL = "duckdb"
 
 
 def _discrepancy_metadata(con: duckdb.DuckDBPyConnection, relation: str) -> dict:
@@ -115,6 +117,7 @@ def _node_asset(node: Seed | Model) -> dg.AssetsDefinition:
         owners=["team:data"],
         tags={"layer": layer},
         metadata={"relation": node.relation},
+        pool=POOL,
     )
     def _materialize(warehouse: WarehouseResource) -> dg.MaterializeResult:
         with warehouse.connect() as con:
@@ -147,6 +150,7 @@ def _check(
         asset=dg.AssetKey(asset),
         name=name,
         description=description,
+        pool=POOL,
     )
     def _run(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with warehouse.connect() as con:

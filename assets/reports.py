@@ -16,6 +16,7 @@ from pipelines.resources import ExportsResource, WarehouseResource
     deps=[dg.AssetKey(name) for name in EXPORTS],
     group_name="reports",
     kinds={"duckdb", "csv", "parquet"},
+    pool="duckdb",
     description=(
         f"CSV and Parquet files of the reports ({', '.join(EXPORTS)}) in "
         "ESIM_RECON_EXPORT_DIR (default exports/), with the charts beside them: "

@@ -113,11 +113,14 @@ def _settings() -> Settings:
         _die(f"configuration: {exc}", 2)
 
 
-def _print_summary(db_path: Path, export_dir: Path | None, elapsed: float) -> None:
+def _print_summary(
+    db_path: Path, export_dir: Path | None, elapsed: float, summary: dict[str, Any] | None = None
+) -> None:
     from pipelines.runner import discrepancy_summary
 
     console = _console()
-    summary = discrepancy_summary(db_path)
+    # A run's own summary was read under its lock: another run may hold the file by now.
+    summary = discrepancy_summary(db_path) if summary is None else summary
     if not summary:
         console.print(f"Done in {elapsed:.1f} s; no reports built yet. Database: {db_path}")
         return
@@ -136,6 +139,13 @@ def _print_summary(db_path: Path, export_dir: Path | None, elapsed: float) -> No
         f"Reconciled {rows.get('reconciliation', 0)} rows; usage for {rows.get('usage', 0)} eSIMs; "
         f"done in {elapsed:.1f} s."
     )
+    local = summary.get("local_rows") or {}
+    if local.get("rejected"):
+        console.print(
+            f"Local orders: {local['accepted']} rows loaded, {local['rejected']} rejected "
+            "(see raw.local_orders_rejected).",
+            markup=False,
+        )
     console.print(f"Database: {db_path}", markup=False)
     if export_dir is not None:
         console.print(f"CSV exports: {export_dir}/", markup=False)
@@ -253,9 +263,14 @@ def run(
         _die(f"configuration: {exc}", 2)
     tags = _window_tags(window_from, window_to)
     started = time.monotonic()
-    _run_graph(settings, selection=selection, full_sync=not incremental, budget=budget, tags=tags)
+    outcome = _run_graph(
+        settings, selection=selection, full_sync=not incremental, budget=budget, tags=tags
+    )
     _print_summary(
-        settings.esim_recon_db, settings.esim_recon_export_dir, time.monotonic() - started
+        settings.esim_recon_db,
+        settings.esim_recon_export_dir,
+        time.monotonic() - started,
+        outcome.summary,
     )
 
 
@@ -348,21 +363,18 @@ def sql(query: str, as_csv: bool, db: Path | None, limit: int) -> None:
     import duckdb
 
     from pipelines.exports import read_only_query
+    from pipelines.warehouse import WarehouseError
 
     db_path = db or _settings().esim_recon_db
     try:
         frame = read_only_query(db_path, query)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            _die(f"{db_path} is being written by a running esim-recon run; try again shortly")
-        _die(f"cannot open {db_path}: {exc}")
+    except WarehouseError as exc:  # missing file, or a run is writing it
+        _die(str(exc))
     except duckdb.Error as exc:
-        message = str(exc).splitlines()[0]
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "read-only" in message.lower():
             _die(f"the database is opened read-only; this command cannot write ({message})")
         _die(f"query failed: {message}")
-    except FileNotFoundError as exc:
-        _die(str(exc))
     if as_csv:
         sys.stdout.write(frame.write_csv())
         return

@@ -206,9 +206,18 @@ def write_exports(con: duckdb.DuckDBPyConnection, out_dir: str | Path) -> dict[s
     return written
 
 
-def read_only_query(db_path: str | Path, sql: str) -> pl.DataFrame:
-    """Run `sql` on the DuckDB file opened read-only; a write fails with DuckDB's own error."""
-    with Warehouse(db_path).connect(read_only=True) as con:
+READ_WAIT_SECONDS = 3.0
+
+
+def read_only_query(
+    db_path: str | Path, sql: str, *, wait_seconds: float = READ_WAIT_SECONDS
+) -> pl.DataFrame:
+    """Run `sql` on the DuckDB file opened read-only; a write fails with DuckDB's own error.
+
+    DuckDB lets no other process open a file a run is writing, not even read-only: after
+    `wait_seconds` this raises `WarehouseBusyError` (a `WarehouseError`, as is a missing file).
+    """
+    with Warehouse(db_path).connect(read_only=True, wait_seconds=wait_seconds) as con:
         relation = con.sql(sql)
         if relation is None:
             return pl.DataFrame()

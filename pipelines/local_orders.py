@@ -2,7 +2,15 @@
 
 Every row is checked on its own: a bad row is quarantined with its line number and the reason,
 the good rows load. Only a file that cannot be read at all (missing, empty, no header, required
-columns missing, not CSV/Parquet) raises `LocalOrdersError`, before anything is written.
+columns missing, not CSV/Parquet) raises `LocalOrdersError`, before anything is written;
+`check_local_orders_file` makes that decision without reading the rows, so a run can refuse to
+start before any asset writes.
+
+Duplicates: a row identical in every field to an earlier one *that carries an ICCID* is the same
+eSIM written twice (an export glitch) and is quarantined as `duplicate row: same as line N`.
+Identical rows without an ICCID are kept: they are the eSIMs of one quantity-N order whose
+ICCIDs the reseller does not know yet. Rows that share an ICCID but differ in any other field
+load, and the models report them as `duplicate_iccid`.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -160,13 +169,7 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", errors="replace").decode("utf-8", errors="replace")[:500]
 
 
-def _rows_from_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str], str]]]:
-    """Header and (line number, fields, raw text) per record."""
-    raw = path.read_bytes()
-    if not raw.strip(b"\xef\xbb\xbf \t\r\n"):
-        raise LocalOrdersError(f"{path}: the file is empty (expected a header row)")
-    text = _decode(raw, path)
-    lines = text.splitlines(keepends=True)
+def _csv_header(path: Path, text: str) -> tuple[list[str], Any]:
     csv.field_size_limit(1 << 30)
     reader = csv.reader(io.StringIO(text), strict=False)
     try:
@@ -175,6 +178,21 @@ def _rows_from_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str], st
         raise LocalOrdersError(f"{path}: the file is empty (expected a header row)") from None
     except csv.Error as exc:
         raise LocalOrdersError(f"{path}: not a readable CSV file ({exc})") from None
+    return header, reader
+
+
+def _read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    if not raw.strip(b"\xef\xbb\xbf \t\r\n"):
+        raise LocalOrdersError(f"{path}: the file is empty (expected a header row)")
+    return _decode(raw, path)
+
+
+def _rows_from_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str], str]]]:
+    """Header and (line number, fields, raw text) per record."""
+    text = _read_text(path)
+    lines = text.splitlines(keepends=True)
+    header, reader = _csv_header(path, text)
     records: list[tuple[int, list[str], str]] = []
     while True:
         start_line = reader.line_num + 1
@@ -190,30 +208,38 @@ def _rows_from_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str], st
     return header, records
 
 
+def _as_text(series: pl.Series) -> list[str]:
+    """A Parquet column as text cells; a type with no text form (lists, structs) becomes JSON,
+    so the row fails validation on its own instead of the whole file failing."""
+    try:
+        return series.cast(pl.String).fill_null("").to_list()
+    except pl.exceptions.PolarsError:
+        return [
+            "" if value is None else json.dumps(value, default=str) for value in series.to_list()
+        ]
+
+
 def _rows_from_parquet(path: Path) -> tuple[list[str], list[tuple[int, list[str], str]]]:
     try:
         frame = pl.read_parquet(path)
     except Exception as exc:
-        raise LocalOrdersError(f"{path}: not a readable Parquet file ({exc})") from None
+        message = " ".join(str(exc).split())[:200]
+        raise LocalOrdersError(f"{path}: not a readable Parquet file ({message})") from None
     header = list(frame.columns)
-    frame = frame.select(pl.all().cast(pl.String).fill_null(""))
+    columns = [_as_text(frame.get_column(name)) for name in header]
     records = []
-    for index, row in enumerate(frame.iter_rows()):
-        fields = list(row)
+    for index in range(frame.height):
+        fields = [column[index] for column in columns]
         # Parquet has no lines; row N is reported as line N + 1, as if it were a CSV with header.
         records.append((index + 2, fields, json.dumps(dict(zip(header, fields, strict=True)))))
     return header, records
 
 
-def read_local_orders(path: str | Path) -> LocalOrdersLoad:
-    source = Path(path)
-    if not source.is_file():
-        raise LocalOrdersError(f"{source}: no such file")
-    if source.suffix.lower() in {".parquet", ".pq"}:
-        header, records = _rows_from_parquet(source)
-    else:
-        header, records = _rows_from_csv(source)
+def _is_parquet(source: Path) -> bool:
+    return source.suffix.lower() in {".parquet", ".pq"}
 
+
+def _column_names(source: Path, header: list[str]) -> list[str]:
     names = [name.strip().lstrip("\ufeff").lower() for name in header]
     missing = [column for column in REQUIRED_COLUMNS if column not in names]
     if missing:
@@ -221,6 +247,40 @@ def read_local_orders(path: str | Path) -> LocalOrdersLoad:
             f"{source}: required column(s) missing: {', '.join(missing)} "
             f"(expected header: {','.join(REQUIRED_COLUMNS)})"
         )
+    return names
+
+
+def check_local_orders_file(path: str | Path) -> None:
+    """Raise `LocalOrdersError` (one line) when the file cannot be read at all; rows unread."""
+    source = Path(path)
+    if not source.is_file():
+        raise LocalOrdersError(f"{source}: no such file")
+    try:
+        if _is_parquet(source):
+            try:
+                header = list(pl.read_parquet_schema(source))
+            except Exception as exc:
+                message = " ".join(str(exc).split())[:200]
+                raise LocalOrdersError(
+                    f"{source}: not a readable Parquet file ({message})"
+                ) from None
+        else:
+            header, _ = _csv_header(source, _read_text(source))
+    except OSError as exc:
+        raise LocalOrdersError(f"{source}: cannot be read ({exc.strerror or exc})") from None
+    _column_names(source, header)
+
+
+def read_local_orders(path: str | Path) -> LocalOrdersLoad:
+    source = Path(path)
+    if not source.is_file():
+        raise LocalOrdersError(f"{source}: no such file")
+    if _is_parquet(source):
+        header, records = _rows_from_parquet(source)
+    else:
+        header, records = _rows_from_csv(source)
+
+    names = _column_names(source, header)
     positions = {column: names.index(column) for column in REQUIRED_COLUMNS}
     extra_columns = [name for name in names if name not in REQUIRED_COLUMNS]
 
@@ -255,10 +315,12 @@ def read_local_orders(path: str | Path) -> LocalOrdersLoad:
             reject(line_no, f"invalid value: {exc}", raw_text)
             continue
         identity = tuple(value.strip() for value in values.values())
-        if identity in first_line_of:
-            reject(line_no, f"duplicate row: same as line {first_line_of[identity]}", raw_text)
-            continue
-        first_line_of[identity] = line_no
+        # Without an ICCID, identical rows are the eSIMs of one quantity-N order (see above).
+        if typed["iccid"] is not None:
+            if identity in first_line_of:
+                reject(line_no, f"duplicate row: same as line {first_line_of[identity]}", raw_text)
+                continue
+            first_line_of[identity] = line_no
         luhn_warnings += luhn_warning
         payload = json.dumps(dict(zip(names, fields, strict=True)))
         accepted.append({"line_no": line_no, **typed, "payload": payload})

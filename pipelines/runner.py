@@ -17,6 +17,9 @@ import dagster as dg
 import duckdb
 from filelock import FileLock, Timeout
 
+from pipelines.local_orders import LocalOrdersError, check_local_orders_file
+from pipelines.warehouse import Warehouse, WarehouseError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LOCK_WAIT_SECONDS = 600.0
 
@@ -32,6 +35,10 @@ class RunOutcome:
     failures: list[str] = field(default_factory=list)
     materialized: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
+    # The run that rebuilt the models after a provider's ingestion failed (see materialize_all).
+    continued_by: str | None = None
+    # discrepancy_summary() read while the run still held the lock, so no other run races it.
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
 def ensure_dagster_home() -> Path:
@@ -79,16 +86,39 @@ def _failure_reasons(result: dg.ExecuteInProcessResult) -> list[str]:
 
 
 PID_TAG = "esim_recon/pid"
+# When the process started (Linux clock ticks since boot), so that a reused PID is not taken
+# for the process that ran the run.
+PID_START_TAG = "esim_recon/pid_start"
 
 
-def _process_alive(pid: int) -> bool:
+def _process_start(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces; field 22 is starttime.
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _process_alive(pid: int, started: str | None = None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    if started is None:
         return True
-    return True
+    current = _process_start(pid)
+    return current is None or current == started
+
+
+def _process_tags() -> dict[str, str]:
+    tags = {PID_TAG: str(os.getpid())}
+    started = _process_start(os.getpid())
+    if started is not None:
+        tags[PID_START_TAG] = started
+    return tags
 
 
 def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -107,12 +137,107 @@ def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     for record in records:
         run = record.dagster_run
         pid_text = run.tags.get(PID_TAG)
-        if not pid_text or not pid_text.isdigit() or _process_alive(int(pid_text)):
+        if not pid_text or not pid_text.isdigit():
+            continue
+        if _process_alive(int(pid_text), run.tags.get(PID_START_TAG)):
             continue
         instance.report_run_failed(run, "the process running it ended without finishing")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         reaped.append(run.run_id)
     return reaped
+
+
+CONTINUES_TAG = "esim_recon/continues"
+_LOGGERS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _asset_defs(assets: list[Any]) -> list[dg.AssetsDefinition]:
+    return [item for item in assets if isinstance(item, dg.AssetsDefinition)]
+
+
+def _selected_keys(assets: list[Any], selection: str | None) -> set[dg.AssetKey]:
+    definitions = _asset_defs(assets)
+    if selection is None:
+        return {key for item in definitions for key in item.keys}
+    try:
+        return set(dg.AssetSelection.from_string(selection).resolve(definitions))
+    except Exception:  # an unusable selection is reported by the run itself
+        return set()
+
+
+def _preflight(assets: list[Any], resources: Mapping[str, Any], selection: str | None) -> None:
+    """Refuse to start when the local orders file cannot be read at all, so that no asset
+    (the provider ones included) writes anything: the database stays as it was."""
+    local = resources.get("local_orders_file")
+    path = getattr(local, "path", None)
+    if not path or dg.AssetKey("local_orders") not in _selected_keys(assets, selection):
+        return
+    try:
+        check_local_orders_file(path)
+    except LocalOrdersError as exc:
+        raise RunError(f"local orders not loaded: {exc}") from None
+
+
+def _step_assets(assets: list[Any]) -> dict[str, dg.AssetsDefinition]:
+    return {item.op.name: item for item in _asset_defs(assets)}
+
+
+def _provider_ingest(definition: dg.AssetsDefinition) -> bool:
+    return any(
+        definition.group_names_by_key.get(key) == "ingest"
+        and "provider" in definition.tags_by_key.get(key, {})
+        for key in definition.keys
+    )
+
+
+def _continuation(
+    assets: list[Any], selection: str | None, result: dg.ExecuteInProcessResult
+) -> set[dg.AssetKey]:
+    """Assets to build after a run in which only provider ingestion failed.
+
+    A provider that is down fails its own ingestion assets; Dagster then skips everything
+    downstream, the other provider's models and the reports included. Those skipped models are
+    rebuilt in a second run from what is in the warehouse: the healthy provider's fresh data and
+    the failed provider's latest complete loads (its local rows stay `not_checked` if it was
+    never ingested). Ingestion assets are never retried here, and nothing is continued when the
+    local file or a model failed.
+    """
+    by_step = _step_assets(assets)
+    failed = {e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"}
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    if not failed or not all(
+        step in by_step and _provider_ingest(by_step[step]) for step in failed
+    ):
+        return set()
+    # Steps skipped because of the failure never started (Dagster logs no event for them).
+    keys = _selected_keys(assets, selection)
+    for step, definition in by_step.items():
+        if step in started or _provider_ingest(definition):
+            keys -= set(definition.keys)
+    return keys
+
+
+def _materialize(
+    assets: list[Any],
+    resources: Mapping[str, Any],
+    instance: dg.DagsterInstance,
+    selection: str | dg.AssetSelection | None,
+    tags: Mapping[str, str],
+) -> dg.ExecuteInProcessResult:
+    try:
+        return dg.materialize(
+            assets,
+            resources=dict(resources),
+            instance=instance,
+            selection=selection,
+            raise_on_error=False,
+            tags={**tags, **_process_tags()},
+            run_config=_LOGGERS,
+        )
+    except dg.DagsterInvalidSubsetError as exc:
+        raise RunError(f"--select {selection!r} matches nothing usable: {exc}") from None
+    except dg.DagsterInvariantViolationError as exc:
+        raise RunError(f"--select {selection!r}: {exc}") from None
 
 
 def materialize_all(
@@ -124,8 +249,13 @@ def materialize_all(
     lock_wait_seconds: float | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> RunOutcome:
-    """Materialize the graph (or `selection`) in this process, holding the run lock."""
+    """Materialize the graph (or `selection`) in this process, holding the run lock.
+
+    When only provider ingestion failed, the skipped models and reports are rebuilt in a
+    second run (`RunOutcome.continued_by`); the outcome still reports the failure.
+    """
     ensure_dagster_home()
+    _preflight(assets, resources, selection)
     wait = _lock_wait_seconds() if lock_wait_seconds is None else lock_wait_seconds
     lock = run_lock(db_path)
     try:
@@ -138,64 +268,90 @@ def materialize_all(
     try:
         with dg.DagsterInstance.get() as instance:
             reap_dead_runs(instance)
-            try:
-                result = dg.materialize(
-                    assets,
-                    resources=dict(resources),
-                    instance=instance,
-                    selection=selection,
-                    raise_on_error=False,
-                    tags={**dict(tags or {}), PID_TAG: str(os.getpid())},
-                    run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_tags = dict(tags or {})
+            results = [_materialize(assets, resources, instance, selection, run_tags)]
+            rest = _continuation(assets, selection, results[0])
+            if rest:
+                results.append(
+                    _materialize(
+                        assets,
+                        resources,
+                        instance,
+                        dg.AssetSelection.assets(*rest),
+                        {**run_tags, CONTINUES_TAG: results[0].run_id},
+                    )
                 )
-            except dg.DagsterInvalidSubsetError as exc:
-                raise RunError(f"--select {selection!r} matches nothing usable: {exc}") from None
-            except dg.DagsterInvariantViolationError as exc:
-                raise RunError(f"--select {selection!r}: {exc}") from None
             materialized = sorted(
-                event.asset_key.to_user_string()
-                for event in result.get_asset_materialization_events()
-                if event.asset_key is not None
+                {
+                    event.asset_key.to_user_string()
+                    for result in results
+                    for event in result.get_asset_materialization_events()
+                    if event.asset_key is not None
+                }
             )
             failed_checks = sorted(
                 f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+                for result in results
                 for evaluation in result.get_asset_check_evaluations()
                 if not evaluation.passed
             )
             return RunOutcome(
-                run_id=result.run_id,
-                success=result.success,
-                failures=_failure_reasons(result),
+                run_id=results[0].run_id,
+                success=all(result.success for result in results),
+                failures=[reason for result in results for reason in _failure_reasons(result)],
                 materialized=materialized,
                 failed_checks=failed_checks,
+                continued_by=results[1].run_id if len(results) > 1 else None,
+                summary=discrepancy_summary(db_path),
             )
     finally:
         lock.release()
 
 
-def discrepancy_summary(db_path: Path) -> dict[str, Any]:
-    """Counts per discrepancy type and severity from reports.discrepancies (read-only)."""
+def _local_load_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows loaded and quarantined by the latest complete load of the local orders file."""
+    row = con.execute(
+        "SELECT run_id, rows_written FROM raw.ingest_log "
+        "WHERE asset = 'local_orders' AND status = 'complete' "
+        "ORDER BY finished_at DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return {}
+    rejected = con.execute(
+        "SELECT count(*)::BIGINT FROM raw.local_orders_rejected WHERE run_id = ?", [row[0]]
+    ).fetchone()
+    return {"accepted": int(row[1] or 0), "rejected": int(rejected[0]) if rejected else 0}
+
+
+def discrepancy_summary(db_path: Path, *, wait_seconds: float = 5.0) -> dict[str, Any]:
+    """Counts per discrepancy type and severity from reports.discrepancies (read-only), the
+    report row counts and the latest local load's accepted / rejected rows. Empty when there
+    are no reports yet or the file stays busy for `wait_seconds`."""
     if not db_path.exists():
         return {}
-    con = duckdb.connect(str(db_path), read_only=True)
     try:
-        tables = {
-            row[0]
-            for row in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'reports'"
+        with Warehouse(db_path).connect(read_only=True, wait_seconds=wait_seconds) as con:
+            tables = {
+                (row[0], row[1])
+                for row in con.execute(
+                    "SELECT table_schema, table_name FROM information_schema.tables "
+                    "WHERE table_schema IN ('reports', 'raw')"
+                ).fetchall()
+            }
+            if ("reports", "discrepancies") not in tables:
+                return {}
+            by_type = con.execute(
+                "SELECT discrepancy_type, severity, count(*)::BIGINT FROM reports.discrepancies "
+                "GROUP BY ALL ORDER BY 1, 2"
             ).fetchall()
-        }
-        if "discrepancies" not in tables:
-            return {}
-        by_type = con.execute(
-            "SELECT discrepancy_type, severity, count(*)::BIGINT FROM reports.discrepancies "
-            "GROUP BY ALL ORDER BY 1, 2"
-        ).fetchall()
-        counts = {}
-        for name in ("reconciliation", "usage"):
-            if name in tables:
-                row = con.execute(f"SELECT count(*)::BIGINT FROM reports.{name}").fetchone()
-                counts[name] = row[0] if row else 0
-        return {"by_type": by_type, "rows": counts}
-    finally:
-        con.close()
+            counts = {}
+            for name in ("reconciliation", "usage"):
+                if ("reports", name) in tables:
+                    row = con.execute(f"SELECT count(*)::BIGINT FROM reports.{name}").fetchone()
+                    counts[name] = row[0] if row else 0
+            local = {}
+            if {("raw", "ingest_log"), ("raw", "local_orders_rejected")} <= tables:
+                local = _local_load_counts(con)
+            return {"by_type": by_type, "rows": counts, "local_rows": local}
+    except WarehouseError:
+        return {}

@@ -85,12 +85,22 @@ class Warehouse:
         try:
             con = retrying(duckdb.connect, str(self.path), read_only=read_only)
         except RetryError as exc:
-            raise WarehouseBusyError(
-                f"the database {self.path} is in use by another esim-recon process "
-                f"(waited {timeout:.0f} s); try again when that run has finished"
-            ) from exc.last_attempt.exception()
+            if read_only:
+                message = (
+                    f"the database {self.path} is being written by another process (an "
+                    f"esim-recon run); waited {timeout:.0f} s; read queries work again once "
+                    "it has finished"
+                )
+            else:
+                message = (
+                    f"the database {self.path} is in use by another process (another "
+                    f"esim-recon run, or an open read-only session); waited {timeout:.0f} s; "
+                    "try again when it has finished"
+                )
+            raise WarehouseBusyError(message) from exc.last_attempt.exception()
         except duckdb.Error as exc:
-            raise WarehouseError(f"cannot open the database {self.path}: {exc}") from exc
+            detail = " ".join(str(exc).split())
+            raise WarehouseError(f"cannot open the database {self.path}: {detail}") from exc
         try:
             yield con
         finally:

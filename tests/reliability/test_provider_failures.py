@@ -1,0 +1,190 @@
+"""A request that outlasts its retries is a `sync_failed` finding and the run goes on; a provider
+that is down fails its own assets with one line naming it, and the other provider's results and
+the reports still stand."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from pipelines.definitions import runnable
+from pipelines.resources import PressOneResource
+from pipelines.runner import materialize_all
+from pipelines.simulator import (
+    Dataset,
+    FaultConfig,
+    FaultKind,
+    RateLimits,
+    generate_dataset,
+    serve,
+)
+from pipelines.simulator.faults import TOKEN_ENDPOINT_KINDS, TRANSPORT_KINDS
+from tests.pipeline.helpers import (
+    FAST_RETRY,
+    findings,
+    query,
+    simulator_resources,
+    truth_findings,
+)
+from tests.reliability._support import cli_env, count, run_cli
+
+ATTEMPTS = 3
+
+
+@pytest.fixture(scope="module")
+def world() -> Dataset:
+    return generate_dataset(seed=5, orders=40, drift_orders=4)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_requests_failing_after_retries_are_sync_failed_findings(
+    world: Dataset, tmp_path: Path
+) -> None:
+    local = tmp_path / "local.csv"
+    world.write_local_orders(local)
+    db = tmp_path / "recon.duckdb"
+    with serve(world, rate_limits=RateLimits.unlimited()) as simulator:
+        resources = simulator_resources(simulator, db, local, retry_attempts=ATTEMPTS)
+        outcome = materialize_all(runnable, resources, db_path=db)
+        planted = dict(simulator.stats.planted_failures)
+    assert outcome.success, outcome.failures
+    poisoned_syncs = sorted(esim.order_no for esim in world.esimtrade if esim.poisoned)
+    poisoned_usage = sorted(i for i, record in world.pressone_usage.items() if record.poisoned)
+    assert poisoned_syncs and poisoned_usage
+    # Each poisoned request was tried exactly as often as the policy allows.
+    assert planted == {
+        "esimtrade.sync": ATTEMPTS * len(poisoned_syncs),
+        "pressone.usage": ATTEMPTS * len(poisoned_usage),
+    }
+    rows = query(
+        db,
+        "SELECT provider, order_no, iccid, provider_value FROM reports.discrepancies "
+        "WHERE discrepancy_type = 'sync_failed' ORDER BY ALL",
+    )
+    assert sorted(order for p, order, _, _ in rows if p == "esimtrade") == poisoned_syncs
+    assert sorted(iccid for p, _, iccid, _ in rows if p == "pressone") == poisoned_usage
+    for *_, error in rows:
+        assert "HTTP 500" in error and f"after {ATTEMPTS} attempts" in error, error
+    # Everything else was reconciled as usual.
+    assert findings(db) == truth_findings(world.ground_truth())
+
+
+@contextmanager
+def _pressone_down(how: str, world: Dataset) -> Iterator[str]:
+    """A PressOne base URL that never answers usefully."""
+    if how == "closed_port":
+        yield f"http://127.0.0.1:{closed_port()}/pressone"
+        return
+    # Every request, the token endpoint's too, answers 503, however often it is retried.
+    assert FaultKind.HTTP_503 in TRANSPORT_KINDS and FaultKind.HTTP_503 in TOKEN_ENDPOINT_KINDS
+    faults = FaultConfig(rates={FaultKind.HTTP_503: 1.0}, max_consecutive=10_000)
+    with serve(world, faults=faults, rate_limits=RateLimits.unlimited()) as broken:
+        yield broken.pressone_base_url
+
+
+def _esimtrade_only(found: set[tuple[str, str, str, str]]) -> set[tuple[str, str, str, str]]:
+    return {finding for finding in found if finding[0] == "esimtrade"}
+
+
+@pytest.mark.parametrize("how", ["closed_port", "all_503"])
+def test_a_provider_that_is_down_fails_its_assets_and_the_rest_stands(
+    world: Dataset, tmp_path: Path, how: str
+) -> None:
+    local = tmp_path / "local.csv"
+    world.write_local_orders(local)
+    db = tmp_path / "recon.duckdb"
+    with (
+        serve(world, rate_limits=RateLimits.unlimited()) as healthy,
+        _pressone_down(how, world) as pressone_url,
+    ):
+        resources = simulator_resources(healthy, db, local, retry_attempts=ATTEMPTS)
+        env = healthy.env()
+        resources["pressone"] = PressOneResource(
+            base_url=pressone_url,
+            client_id=env["PRESSONE_CLIENT_ID"],
+            client_secret=env["PRESSONE_CLIENT_SECRET"],
+            **(FAST_RETRY | {"retry_attempts": ATTEMPTS}),
+        )
+        outcome = materialize_all(runnable, resources, db_path=db)
+
+    assert not outcome.success
+    [failure] = outcome.failures
+    assert failure.startswith("pressone_orders: pressone could not be reached")
+    assert "\n" not in failure
+    # The models and reports were rebuilt in a second run from what was ingested.
+    assert outcome.continued_by is not None
+    assert {"esimtrade_orders", "esimtrade_order_syncs", "local_orders"} <= set(
+        outcome.materialized
+    )
+    assert {"reconciliation", "discrepancies", "usage", "report_exports"} <= set(
+        outcome.materialized
+    )
+    assert "pressone_orders" not in outcome.materialized
+    assert "pressone_usage" not in outcome.materialized
+    assert outcome.failed_checks == []
+
+    # eSIMTrade is reconciled exactly as in a healthy run; PressOne was never ingested, so its
+    # local rows are not judged.
+    assert _esimtrade_only(findings(db)) == _esimtrade_only(truth_findings(world.ground_truth()))
+    verdicts = dict(
+        query(
+            db,
+            "SELECT match_verdict, count(*) FROM reports.reconciliation "
+            "WHERE provider = 'pressone' GROUP BY ALL",
+        )
+    )
+    assert set(verdicts) == {"not_checked"}
+    assert verdicts["not_checked"] == sum(row.provider == "pressone" for row in world.local_rows)
+    assert (
+        count(
+            db,
+            "SELECT count(*) FROM raw.ingest_log WHERE asset = 'pressone_orders' "
+            "AND status = 'failed' AND detail LIKE 'pressone POST /customer/v2/token: %'",
+        )
+        == 1
+    )
+    assert (tmp_path / "exports" / "reconciliation.csv").is_file()
+
+
+@pytest.mark.slow
+def test_the_cli_names_the_provider_that_is_down_in_one_line(
+    world: Dataset, tmp_path: Path
+) -> None:
+    local = tmp_path / "local.csv"
+    world.write_local_orders(local)
+    with serve(world, rate_limits=RateLimits.unlimited()) as simulator:
+        env = cli_env(
+            simulator,
+            tmp_path,
+            local_orders=local,
+            PRESSONE_BASE_URL=f"http://127.0.0.1:{closed_port()}/pressone",
+            ESIM_RECON_RETRY_ATTEMPTS=str(ATTEMPTS),
+        )
+        result = run_cli(["run"], tmp_path, env)
+        assert result.returncode == 1, result.stderr[-2000:]
+        # The reason is the last line (Dagster's own log of the failed step may come before).
+        line = result.stderr.strip().splitlines()[-1]
+        assert line.startswith("esim-recon: run ") and "pressone could not be reached" in line
+        assert "connection failed" in line
+        # The reports stand, with eSIMTrade's findings.
+        answer = run_cli(
+            [
+                "sql",
+                "--csv",
+                "SELECT count(*) AS n FROM reports.discrepancies WHERE provider = 'esimtrade'",
+            ],
+            tmp_path,
+            env,
+        )
+    assert answer.returncode == 0, answer.stderr
+    expected = _esimtrade_only(truth_findings(world.ground_truth()))
+    assert answer.stdout.splitlines()[1] == str(len(expected))
