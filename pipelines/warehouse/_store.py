@@ -99,7 +99,7 @@ class Warehouse:
                 duckdb.connect,
                 str(self.path),
                 read_only=read_only,
-                config={"memory_limit": self.memory_limit},
+                config={"memory_limit": self.memory_limit, "preserve_insertion_order": False},
             )
         except RetryError as exc:
             raise WarehouseBusyError(
