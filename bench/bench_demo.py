@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench._common import RESULTS_DIR, figure, measure, median, write_results
+from bench._measure import RESULTS_DIR, figure, measure, median, write_results
 
 NAME = "bench_demo"
 TARGET_S = 30.0

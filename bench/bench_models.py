@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._common import (
+from bench._measure import (
     BENCH_DIR,
     RESULTS_DIR,
     emit,
@@ -83,8 +83,11 @@ def _child_project(db: Path) -> None:
     started = time.perf_counter()
     for name in proj.order:
         model_started = time.perf_counter()
-        with resource.connect() as con:
-            build(con, [name])
+        try:
+            with resource.connect() as con:
+                build(con, [name])
+        except Exception as exc:
+            raise RuntimeError(f"building {name} failed") from exc
         per_model[name] = time.perf_counter() - model_started
     work = time.perf_counter() - started
     with resource.connect() as con:
@@ -187,7 +190,12 @@ def _size_label(rows: int) -> str:
 
 
 def bench_size(
-    rows: int, runs: int, datacompy_runs: int, workdir: Path, dc_python: str | None
+    rows: int,
+    runs: int,
+    bare_runs: int,
+    datacompy_runs: int,
+    workdir: Path,
+    dc_python: str | None,
 ) -> list[dict[str, Any]]:
     base = workdir / f"raw_{rows}.duckdb"
     print(f"generating {rows:,} rows ...", flush=True)
@@ -199,6 +207,7 @@ def bench_size(
         results.append(_record("project", rows, run, measure(_self("project", str(copy)))))
         copy.unlink()
         shutil.rmtree(workdir / f"{copy.name}.tmp", ignore_errors=True)
+    for run in range(1, bare_runs + 1):
         results.append(_record("bare", rows, run, measure(_self("bare", str(base)))))
     if dc_python:
         from bench._models_data import LOCAL_SELECT, PROVIDER_SELECT
@@ -286,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_models")
     parser.add_argument("--quick", action="store_true", help="100k rows, one run of each")
     parser.add_argument("--sizes", help="comma-separated row counts (default 1M,10M)")
-    parser.add_argument("--runs", type=int, help="runs of project and bare query per size")
+    parser.add_argument("--runs", type=int, help="project runs per size (default 3)")
+    parser.add_argument("--bare-runs", type=int, default=3, help="bare query runs per size")
     parser.add_argument("--datacompy-runs", type=int, help="datacompy runs per size")
     parser.add_argument("--no-datacompy", action="store_true")
     parser.add_argument("--workdir", type=Path, help="where the DuckDB files go (default: tmp)")
@@ -298,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(args)
     if options.quick:
         sizes, runs, dc_runs = [100_000], 1, 1
+        options.bare_runs = 1
     else:
         sizes, runs, dc_runs = [1_000_000, 10_000_000], 3, 1
     if options.sizes:
@@ -308,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     all_runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-models-", dir=options.workdir) as tmp:
         for rows in sizes:
-            all_runs.extend(bench_size(rows, runs, dc_runs, Path(tmp), dc_python))
+            all_runs.extend(
+                bench_size(rows, runs, options.bare_runs, dc_runs, Path(tmp), dc_python)
+            )
     if options.merge and RESULT_FILE.exists():
         previous = json.loads(RESULT_FILE.read_text(encoding="utf-8"))
         kept = [r for r in previous.get("runs", []) if r["rows"] not in sizes]
@@ -320,8 +333,13 @@ def main(argv: list[str] | None = None) -> int:
         figures,
         all_runs,
         sizes=sizes,
-        runs_per_size=runs,
-        datacompy_runs_per_size=dc_runs if dc_python else 0,
+        runs_per_size={
+            str(rows): {
+                kind: sum(1 for r in all_runs if r["rows"] == rows and r["kind"] == kind)
+                for kind in ("project", "bare", "datacompy")
+            }
+            for rows in sizes
+        },
         quick=options.quick,
     )
     for item in figures:

@@ -1,4 +1,4 @@
-"""What the benchmarks share: measured child processes, medians, result files, machine facts."""
+"""Measuring benchmark children: wall time and peak RSS of a fresh process, medians, results."""
 
 from __future__ import annotations
 
