@@ -78,3 +78,28 @@ def test_warehouse_connections_cap_duckdb_memory(tmp_path) -> None:
         row = con.execute("select current_setting('memory_limit')").fetchone()
     assert row is not None
     assert row[0].replace(" ", "") in {"256.0MiB", "244.1MiB", "256MB", "244.1MB"}
+
+
+def test_bench_report_table_is_replaced_between_markers_only(tmp_path) -> None:
+    from bench.run import BEGIN, END, figures_table, update_report
+
+    report = tmp_path / "REPORT.md"
+    report.write_text(f"# Title\n\nprose before\n\n{BEGIN}\nold table\n{END}\n\nprose after\n")
+    results = [
+        {
+            "file": "bench_x.json",
+            "benchmark": "bench_x",
+            "finished_at": "2026-01-01T00:00:00+00:00",
+            "figures": [
+                {"name": "speed", "value": 2.5, "unit": "x", "target": ">= 2", "met": True},
+                {"name": "rss", "value": 900.0, "unit": "MB", "target": "<= 800", "met": False},
+            ],
+        }
+    ]
+    update_report(figures_table(results), report)
+    text = report.read_text()
+    assert "old table" not in text
+    assert text.startswith("# Title\n\nprose before\n\n")
+    assert text.endswith("\n\nprose after\n")
+    assert "| bench_x | speed | 2.5 x | >= 2 | met |" in text
+    assert "| bench_x | rss | 900 MB | <= 800 | **missed** |" in text
