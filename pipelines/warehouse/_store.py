@@ -18,6 +18,11 @@ from tenacity import (
 
 RAW_SCHEMA_SQL = Path(__file__).with_name("raw_schema.sql")
 
+# DuckDB's own default is 80% of the machine's memory: a 10M-row model build then takes what it
+# can. A fixed cap keeps the process small; joins, sorts and windows over it spill to the
+# `<database>.tmp` folder beside the file instead.
+DEFAULT_MEMORY_LIMIT = "1536MB"
+
 RAW_TABLES: frozenset[str] = frozenset(
     {
         "raw.ingest_log",
@@ -60,9 +65,16 @@ def _is_lock_conflict(exc: BaseException) -> bool:
 class Warehouse:
     """Opens the DuckDB file and keeps the raw schema in place."""
 
-    def __init__(self, path: str | Path, *, lock_timeout_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        lock_timeout_seconds: float = 60.0,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    ) -> None:
         self.path = Path(path)
         self.lock_timeout_seconds = lock_timeout_seconds
+        self.memory_limit = memory_limit
 
     @contextmanager
     def connect(
@@ -83,7 +95,12 @@ class Warehouse:
             reraise=False,
         )
         try:
-            con = retrying(duckdb.connect, str(self.path), read_only=read_only)
+            con = retrying(
+                duckdb.connect,
+                str(self.path),
+                read_only=read_only,
+                config={"memory_limit": self.memory_limit, "preserve_insertion_order": False},
+            )
         except RetryError as exc:
             if read_only:
                 message = (

@@ -3,11 +3,11 @@
 -- unique_key: local_line_no
 with
 
-local_orders as (
+local_orders as not materialized (
     select * from staging.stg_local_orders
 ),
 
-provider_esims as (
+provider_esims as not materialized (
     select * from reconciliation.int_provider_esims
 ),
 
@@ -15,7 +15,7 @@ coverage as (
     select * from reconciliation.int_source_coverage
 ),
 
-local_rows as (
+local_rows as not materialized (
     select local_orders.line_no, local_orders.provider, local_orders.order_no, local_orders.iccid
     from local_orders
     inner join coverage on coverage.provider = local_orders.provider

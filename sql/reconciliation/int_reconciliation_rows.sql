@@ -61,6 +61,20 @@ provider_side as (
     from provider_esims
 ),
 
+-- Local rows the matching left without a provider eSIM: few, so only they are looked up in the
+-- provider's known orders (not every row of the full join below).
+unpaired_local as (
+    select
+        local_orders.line_no,
+        known_orders.order_no is not null as order_known
+    from local_orders
+    left join matches on matches.local_line_no = local_orders.line_no
+    left join known_orders
+        on known_orders.provider = local_orders.provider
+        and known_orders.order_no = local_orders.order_no
+    where matches.local_line_no is null
+),
+
 -- Matching is one to one: a matched pair becomes one row, a local row or a provider eSIM
 -- left over becomes a row with the other side empty.
 both_sides as (
@@ -96,7 +110,7 @@ final as (
                 end
             when both_sides.provider_esim_key is not null then 'paired'
             when not coalesce(coverage.is_ingested, false) then 'not_checked'
-            when known_orders.order_no is null then 'missing_at_provider'
+            when not unpaired_local.order_known then 'missing_at_provider'
             -- The provider knows the order but has no eSIM left for this row: the rules
             -- (section 2.3) name no finding for it, so it is not judged.
             else 'not_checked'
@@ -109,9 +123,7 @@ final as (
         end as finding_iccid
     from both_sides
     left join coverage on coverage.provider = both_sides.provider
-    left join known_orders
-        on known_orders.provider = both_sides.provider
-        and known_orders.order_no = both_sides.order_no
+    left join unpaired_local on unpaired_local.line_no = both_sides.local_line_no
 )
 
 select * from final

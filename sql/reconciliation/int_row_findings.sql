@@ -2,7 +2,9 @@
 -- materialized: table
 with
 
-recon_rows as (
+-- Read by every finding below: scanned each time (only the columns and rows it needs), never
+-- copied whole into memory first.
+recon_rows as not materialized (
     select * from reconciliation.int_reconciliation_rows
 ),
 
@@ -50,10 +52,28 @@ missing_locally as (
     where base_verdict = 'missing_locally'
 ),
 
+-- The rows a comparison of two columns could flag, found in one pass over the rows: paired rows
+-- whose sides differ somewhere, rows using more than their volume. Each check below picks its
+-- own from this small set.
+flagged_rows as materialized (
+    select *
+    from recon_rows
+    where (
+            base_verdict = 'paired'
+            and (
+                local_state <> provider_state
+                or local_iccid <> provider_iccid
+                or local_package_code <> provider_package_code
+                or abs(local_amount - provider_amount) > 0.01
+            )
+        )
+        or provider_used_bytes > provider_total_bytes
+),
+
 status_mismatch as (
     select
-        recon_rows.row_id, recon_rows.provider, recon_rows.order_no,
-        recon_rows.finding_iccid as iccid,
+        pairs.row_id, pairs.provider, pairs.order_no,
+        pairs.finding_iccid as iccid,
         'status_mismatch' as discrepancy_type,
         case
             when coalesce(local_states.is_money_side_exit, false)
@@ -61,16 +81,16 @@ status_mismatch as (
                 then 'critical'
             else 'warning'
         end as severity,
-        recon_rows.local_state as local_value,
-        recon_rows.provider_state as provider_value,
-        recon_rows.local_line_no, recon_rows.provider_esim_key
-    from recon_rows
+        pairs.local_state as local_value,
+        pairs.provider_state as provider_value,
+        pairs.local_line_no, pairs.provider_esim_key
+    from flagged_rows as pairs
     left join canonical_states as local_states
-        on local_states.state = recon_rows.local_state
+        on local_states.state = pairs.local_state
     left join canonical_states as provider_states
-        on provider_states.state = recon_rows.provider_state
-    where recon_rows.base_verdict = 'paired'
-        and recon_rows.local_state <> recon_rows.provider_state
+        on provider_states.state = pairs.provider_state
+    where pairs.base_verdict = 'paired'
+        and pairs.local_state <> pairs.provider_state
 ),
 
 iccid_mismatch as (
@@ -81,7 +101,7 @@ iccid_mismatch as (
         local_iccid as local_value,
         provider_iccid as provider_value,
         local_line_no, provider_esim_key
-    from recon_rows
+    from flagged_rows
     where base_verdict = 'paired'
         and local_iccid is not null
         and provider_iccid is not null
@@ -97,7 +117,7 @@ package_mismatch as (
         local_package_code as local_value,
         provider_package_code as provider_value,
         local_line_no, provider_esim_key
-    from recon_rows
+    from flagged_rows
     where base_verdict = 'paired'
         and local_package_code is not null
         and provider_package_code is not null
@@ -112,7 +132,7 @@ amount_mismatch as (
         cast(local_amount as varchar) as local_value,
         cast(provider_amount as varchar) as provider_value,
         local_line_no, provider_esim_key
-    from recon_rows
+    from flagged_rows
     where base_verdict = 'paired'
         and local_amount is not null
         and provider_amount is not null
@@ -128,29 +148,33 @@ usage_exceeds_volume as (
         cast(provider_used_bytes as varchar) || ' bytes used of '
             || cast(provider_total_bytes as varchar) as provider_value,
         local_line_no, provider_esim_key
-    from recon_rows
+    from flagged_rows
     where provider_used_bytes > provider_total_bytes
         and not coalesce(provider_is_unlimited, false)
 ),
 
-local_iccid_counts as (
-    select
-        *,
-        count(*) over (partition by local_iccid) as rows_with_iccid
+duplicated_local_iccids as (
+    select local_iccid, count(*) as rows_with_iccid
     from recon_rows
     where local_line_no is not null and local_iccid is not null
+    group by local_iccid
+    having count(*) > 1
 ),
 
 duplicate_iccid as (
     select
-        row_id, provider, order_no, finding_iccid as iccid,
+        recon_rows.row_id, recon_rows.provider, recon_rows.order_no,
+        recon_rows.finding_iccid as iccid,
         'duplicate_iccid' as discrepancy_type,
         'warning' as severity,
-        local_iccid as local_value,
-        cast(rows_with_iccid as varchar) || ' local rows' as provider_value,
-        local_line_no, provider_esim_key
-    from local_iccid_counts
-    where rows_with_iccid > 1
+        recon_rows.local_iccid as local_value,
+        cast(duplicated_local_iccids.rows_with_iccid as varchar) || ' local rows'
+            as provider_value,
+        recon_rows.local_line_no, recon_rows.provider_esim_key
+    from recon_rows
+    inner join duplicated_local_iccids
+        on duplicated_local_iccids.local_iccid = recon_rows.local_iccid
+    where recon_rows.local_line_no is not null
 ),
 
 invalid_iccid as (
@@ -165,11 +189,40 @@ invalid_iccid as (
     where local_line_no is not null and local_iccid is not null and not local_iccid_shape_ok
 ),
 
-esimtrade_last_attempts as (
-    select *
+-- Only an order with a failed attempt can have failed last: its latest attempt (an aggregate,
+-- not a window over every attempt), then the orders whose latest attempt failed. Few, so only
+-- their rows are looked at below.
+esimtrade_orders_with_failures as (
+    select distinct order_no
     from esimtrade_syncs
-    where order_no is not null
-    qualify row_number() over (partition by order_no order by fetched_at desc) = 1
+    where outcome = 'failed' and order_no is not null
+),
+
+esimtrade_last_attempts as (
+    select
+        order_no,
+        arg_max(
+            {
+                'outcome': outcome,
+                'requested_iccid': requested_iccid,
+                'error': error,
+                'http_status': http_status
+            },
+            fetched_at
+        ) as attempt
+    from esimtrade_syncs
+    where order_no in (select order_no from esimtrade_orders_with_failures)
+    group by order_no
+),
+
+esimtrade_failed_orders as (
+    select
+        esimtrade_last_attempts.order_no,
+        esimtrade_last_attempts.attempt.requested_iccid as requested_iccid,
+        esimtrade_last_attempts.attempt.error as error,
+        esimtrade_last_attempts.attempt.http_status as http_status
+    from esimtrade_last_attempts
+    where esimtrade_last_attempts.attempt.outcome = 'failed'
 ),
 
 esimtrade_order_rows as (
@@ -179,6 +232,7 @@ esimtrade_order_rows as (
             as order_has_provider_rows
     from recon_rows
     where provider = 'esimtrade'
+        and order_no in (select order_no from esimtrade_failed_orders)
 ),
 
 -- An order-level failure lands on the order's provider eSIM rows; only an order with none
@@ -187,53 +241,78 @@ esimtrade_sync_failed as (
     select
         order_rows.row_id,
         'esimtrade' as provider,
-        esimtrade_last_attempts.order_no,
-        coalesce(order_rows.finding_iccid, esimtrade_last_attempts.requested_iccid, '') as iccid,
+        esimtrade_failed_orders.order_no,
+        coalesce(order_rows.finding_iccid, esimtrade_failed_orders.requested_iccid, '') as iccid,
         'sync_failed' as discrepancy_type,
         'warning' as severity,
         cast(null as varchar) as local_value,
         coalesce(
-            esimtrade_last_attempts.error,
-            'HTTP ' || cast(esimtrade_last_attempts.http_status as varchar),
+            esimtrade_failed_orders.error,
+            'HTTP ' || cast(esimtrade_failed_orders.http_status as varchar),
             'failed'
         ) as provider_value,
         order_rows.local_line_no, order_rows.provider_esim_key
-    from esimtrade_last_attempts
+    from esimtrade_failed_orders
     left join esimtrade_order_rows as order_rows
-        on order_rows.order_no = esimtrade_last_attempts.order_no
+        on order_rows.order_no = esimtrade_failed_orders.order_no
         and (order_rows.provider_esim_key is not null or not order_rows.order_has_provider_rows)
-    where esimtrade_last_attempts.outcome = 'failed'
+),
+
+pressone_sims_with_failures as (
+    select distinct order_no, iccid
+    from pressone_usage
+    where outcome = 'failed'
 ),
 
 pressone_last_attempts as (
-    select *
+    select
+        pressone_usage.order_no,
+        pressone_usage.iccid,
+        arg_max(
+            {
+                'outcome': pressone_usage.outcome,
+                'error': pressone_usage.error,
+                'http_status': pressone_usage.http_status
+            },
+            pressone_usage.fetched_at
+        ) as attempt
     from pressone_usage
-    qualify row_number() over (
-        partition by order_no, iccid order by fetched_at desc
-    ) = 1
+    inner join pressone_sims_with_failures as failing
+        on failing.iccid = pressone_usage.iccid
+        and failing.order_no is not distinct from pressone_usage.order_no
+    group by pressone_usage.order_no, pressone_usage.iccid
+),
+
+pressone_failed_fetches as (
+    select
+        pressone_last_attempts.order_no,
+        pressone_last_attempts.iccid,
+        pressone_last_attempts.attempt.error as error,
+        pressone_last_attempts.attempt.http_status as http_status
+    from pressone_last_attempts
+    where pressone_last_attempts.attempt.outcome = 'failed'
 ),
 
 pressone_sync_failed as (
     select
         recon_rows.row_id,
         'pressone' as provider,
-        coalesce(pressone_last_attempts.order_no, '') as order_no,
-        coalesce(recon_rows.finding_iccid, pressone_last_attempts.iccid) as iccid,
+        coalesce(pressone_failed_fetches.order_no, '') as order_no,
+        coalesce(recon_rows.finding_iccid, pressone_failed_fetches.iccid) as iccid,
         'sync_failed' as discrepancy_type,
         'warning' as severity,
         cast(null as varchar) as local_value,
         coalesce(
-            pressone_last_attempts.error,
-            'HTTP ' || cast(pressone_last_attempts.http_status as varchar),
+            pressone_failed_fetches.error,
+            'HTTP ' || cast(pressone_failed_fetches.http_status as varchar),
             'failed'
         ) as provider_value,
         recon_rows.local_line_no, recon_rows.provider_esim_key
-    from pressone_last_attempts
+    from pressone_failed_fetches
     left join recon_rows
         on recon_rows.provider = 'pressone'
-        and recon_rows.order_no = pressone_last_attempts.order_no
-        and recon_rows.provider_iccid = pressone_last_attempts.iccid
-    where pressone_last_attempts.outcome = 'failed'
+        and recon_rows.order_no = pressone_failed_fetches.order_no
+        and recon_rows.provider_iccid = pressone_failed_fetches.iccid
 ),
 
 -- The eSIM's most recent change of state or of used bytes, when it breaks a rule (sections 4

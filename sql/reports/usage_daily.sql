@@ -33,15 +33,28 @@ growth as (
     from usage_history
 ),
 
+-- Per eSIM and day first: counting those rows per day counts the eSIMs observed, without a
+-- distinct aggregate over every snapshot.
+per_esim_day as (
+    select
+        provider,
+        package_code,
+        usage_date,
+        sum(grown_bytes) as grown_bytes,
+        count(*) as snapshots
+    from growth
+    group by provider, package_code, usage_date, order_no, esim_key
+),
+
 final as (
     select
         provider,
         package_code,
         usage_date,
         cast(sum(grown_bytes) as bigint) as used_bytes,
-        cast(count(distinct (order_no, esim_key)) as bigint) as esims_observed,
-        cast(count(*) as bigint) as snapshots
-    from growth
+        cast(count(*) as bigint) as esims_observed,
+        cast(sum(snapshots) as bigint) as snapshots
+    from per_esim_day
     group by provider, package_code, usage_date
 )
 

@@ -4,8 +4,10 @@
 -- state_columns: canonical_state
 with
 
-sync_attempts as (
-    select * from staging.stg_esimtrade_sync_attempts
+sync_attempts as not materialized (
+    -- rowid names an attempt row, so picking the latest per eSIM aggregates one number, not
+    -- the whole row
+    select rowid as attempt_id, * from staging.stg_esimtrade_sync_attempts
 ),
 
 list_orders as (
@@ -17,7 +19,7 @@ status_map as (
     where provider = 'esimtrade' and vocabulary = 'esim_status'
 ),
 
-ok_syncs as (
+ok_syncs as not materialized (
     select *
     from sync_attempts
     where outcome = 'ok' and order_no is not null
@@ -29,15 +31,20 @@ latest_sync_run as (
     group by order_no
 ),
 
-latest_sync as (
-    select ok_syncs.*
+latest_sync_attempt as (
+    select ok_syncs.order_no, ok_syncs.esim_key, arg_max(ok_syncs.attempt_id, ok_syncs.fetched_at)
+        as attempt_id
     from ok_syncs
     inner join latest_sync_run
         on latest_sync_run.order_no = ok_syncs.order_no
         and latest_sync_run.run_id = ok_syncs.run_id
-    qualify row_number() over (
-        partition by ok_syncs.order_no, ok_syncs.esim_key order by ok_syncs.fetched_at desc
-    ) = 1
+    group by ok_syncs.order_no, ok_syncs.esim_key
+),
+
+latest_sync as (
+    select ok_syncs.*
+    from ok_syncs
+    inner join latest_sync_attempt on latest_sync_attempt.attempt_id = ok_syncs.attempt_id
 ),
 
 synced_esims as (

@@ -4,11 +4,12 @@
 -- state_columns: local_state
 with
 
-local_orders as (
+local_orders as not materialized (
     -- the typed columns only: the JSON payload is never needed here
+    -- (rowid names a raw row, so picking the latest copy of a line aggregates one number)
     select
-        run_id, loaded_at, source_file, line_no, provider, order_no, iccid, package_code,
-        status, amount, currency, created_at
+        rowid as raw_row, run_id, loaded_at, source_file, line_no, provider, order_no, iccid,
+        package_code, status, amount, currency, created_at
     from raw.local_orders
 ),
 
@@ -28,11 +29,18 @@ latest_load as (
     limit 1
 ),
 
-latest_rows as (
-    select local_orders.*
+latest_raw_rows as (
+    select local_orders.line_no, arg_max(local_orders.raw_row, local_orders.loaded_at) as raw_row
     from local_orders
     inner join latest_load on latest_load.run_id = local_orders.run_id
-    qualify row_number() over (partition by local_orders.line_no order by local_orders.loaded_at desc) = 1
+    group by local_orders.line_no
+),
+
+latest_rows as (
+    select local_orders.* exclude (raw_row)
+    from local_orders
+    inner join latest_load on latest_load.run_id = local_orders.run_id
+    inner join latest_raw_rows on latest_raw_rows.raw_row = local_orders.raw_row
 ),
 
 typed as (
