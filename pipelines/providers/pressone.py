@@ -37,9 +37,14 @@ DEFAULT_TOKEN_LIFETIME = 24 * 3600.0
 # (see PressOneClient._authenticate).
 MAX_TOKEN_RENEWALS = 3
 MAX_401_RETRIES = 10
+# 401s one call may meet in all, counting tokens that had worked before (early expiries).
+MAX_401_ATTEMPTS = 60
 # Token renewals forced by 401s, client-wide, with no authorized success in between: beyond
 # this the provider is taken to reject every token it issues (see _TokenCache).
 MAX_FORCED_RENEWALS = 5
+# The same once any token of this client has worked: the credentials are good, and fresh tokens
+# that die before their first answer are early expiries racing concurrent requests.
+MAX_FORCED_RENEWALS_AFTER_SUCCESS = 30
 # The error of a usage answer whose ``data`` is empty (a "not_found" outcome).
 NO_USAGE_DATA = "usage body holds no data"
 # Earliest date used when only the end of a created_at range is given.
@@ -92,6 +97,9 @@ class _TokenCache:
     Renewals forced by 401s are counted until an authorized request succeeds; past
     ``max_forced`` in a row, :meth:`refresh` declines (returns ``None``): the provider issues
     tokens it then rejects, and asking for more would only exhaust the token endpoint's quota.
+    A rejected token that was accepted before has expired early: that says nothing against the
+    credentials, so it starts the count afresh; and once any token has worked, the cap is
+    higher (``MAX_FORCED_RENEWALS_AFTER_SUCCESS``).
     """
 
     def __init__(
@@ -103,6 +111,8 @@ class _TokenCache:
         self._renew_at = 0.0
         self._max_forced = max_forced
         self._forced_in_a_row = 0
+        self._proven = False  # the current token has been accepted at least once
+        self.worked = False  # some token of this client has been accepted: credentials are good
 
     def _current(self) -> str | None:
         """The cached token while it is not due for renewal."""
@@ -122,7 +132,10 @@ class _TokenCache:
             current = self._current()
             if current is not None and current != rejected:
                 return current, False
-            if self._forced_in_a_row >= self._max_forced:
+            if rejected == self._token and self._proven:
+                self._forced_in_a_row = 0
+            cap = MAX_FORCED_RENEWALS_AFTER_SUCCESS if self.worked else self._max_forced
+            if self._forced_in_a_row >= cap:
                 return None
             self._forced_in_a_row += 1
             return await self._renew(), True
@@ -133,14 +146,18 @@ class _TokenCache:
             current = self._current()
             return current if current != rejected else None
 
-    def accepted(self) -> None:
-        """An authorized request succeeded: the current token works."""
+    def accepted(self, token: str) -> None:
+        """An authorized request with ``token`` succeeded: the credentials work."""
         self._forced_in_a_row = 0
+        if token == self._token:
+            self._proven = True
+        self.worked = True
 
     async def _renew(self) -> str:
         token, lifetime = await self._fetch()
         lifetime = lifetime or DEFAULT_TOKEN_LIFETIME
         self._token = token
+        self._proven = False
         self._renew_at = time.monotonic() + lifetime - min(lifetime * 0.1, 300.0)
         return token
 
@@ -229,25 +246,31 @@ class PressOneClient(ProviderClient):
         """
         token = await self._tokens.get()
         renewals = 0
+        refusals = 0  # 401s before any token of this client ever worked
 
         async def send_with_token() -> R:
             return await send({"Accept": "application/json", "Authorization": f"Bearer {token}"})
 
         async def another_token_after_401(state: RetryCallState) -> bool:
             """Retry a 401 with a token other than the rejected one, if one can be had."""
-            nonlocal token, renewals
+            nonlocal token, renewals, refusals
             outcome = state.outcome
             exc = outcome.exception() if outcome is not None and outcome.failed else None
             if not isinstance(exc, AuthError) or exc.status_code != 401:
                 return False
-            if state.attempt_number > MAX_401_RETRIES:
+            # Once the credentials have worked, a 401 is an early expiry (tokens churn while
+            # concurrent requests race them), not a refusal: only refusals count against the
+            # call's small budget; the cache's cap on renewals without a success still holds.
+            expired = self._tokens.worked
+            refusals += not expired
+            if refusals > MAX_401_RETRIES or state.attempt_number > MAX_401_ATTEMPTS:
                 return False
-            if renewals < MAX_TOKEN_RENEWALS:
+            if expired or renewals < MAX_TOKEN_RENEWALS:
                 fresh = await self._tokens.refresh(token)
                 if fresh is None:
                     return False
                 token, renewed = fresh
-                renewals += renewed
+                renewals += renewed and not expired
                 return True
             replacement = await self._tokens.current_if_replaced(token)
             if replacement is None:
@@ -258,7 +281,7 @@ class PressOneClient(ProviderClient):
         result = await AsyncRetrying(
             retry=another_token_after_401, sleep=asyncio.sleep, reraise=True
         )(send_with_token)
-        self._tokens.accepted()
+        self._tokens.accepted(token)
         return result
 
     # --- orders ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from pipelines.providers import AuthError, ESIMTradeClient, PressOneClient, RetryPolicy
-from pipelines.simulator import FaultConfig, Limit, RateLimits, generate_dataset, serve
+from pipelines.simulator import FaultConfig, FaultKind, Limit, RateLimits, generate_dataset, serve
 
 FAST = RetryPolicy(max_attempts=6, max_total_seconds=30, initial_wait=0.01, max_wait=0.1)
 
@@ -77,6 +77,31 @@ async def test_pressone_refreshes_a_token_that_expires(dataset) -> None:
             async for _ in client.iter_orders():
                 pass
             assert client.stats.token_requests >= 2
+
+
+async def test_pressone_survives_tokens_that_keep_expiring_early(dataset) -> None:
+    """A fifth of the requests revoke the shared token: every list row and usage lookup still
+    arrives, since a token that worked before and is then rejected has only expired."""
+    faults = FaultConfig.only(FaultKind.TOKEN_EXPIRY, rate=0.2)
+    limits = RateLimits.unlimited()
+    with serve(dataset, rate_limits=limits) as clean_sim:
+        async with _pressone(clean_sim.env(), page_size=20) as client:
+            expected = sorted(
+                o.code for p in [p async for p in client.iter_orders()] for o in p.items
+            )
+    with serve(dataset, faults=faults, rate_limits=limits) as sim:
+        async with _pressone(sim.env(), page_size=20, max_concurrency=8) as client:
+            pages = [p async for p in client.iter_orders()]
+            iccids = sorted({s.iccid for p in pages for o in p.items for s in o.sims if s.iccid})
+            usage = [r async for r in client.usage_many(iccids)]
+            renewals = client.stats.token_requests
+    assert sorted(o.code for p in pages for o in p.items) == expected
+    with serve(dataset, rate_limits=limits) as clean_sim:
+        async with _pressone(clean_sim.env(), max_concurrency=8) as client:
+            clean = {r.iccid: r.outcome async for r in client.usage_many(iccids)}
+    # Planted always-failing lookups fail in both; every other lookup answers as without faults.
+    assert {r.iccid: r.outcome for r in usage} == clean
+    assert renewals > 1 + 5  # more early expiries than the cap on rejected fresh tokens
 
 
 async def test_esimtrade_lists_syncs_and_reports_unknown_orders(dataset) -> None:
