@@ -1,0 +1,202 @@
+"""Benchmark 1: list paging of PressOne orders from the simulator at 20 ms latency per request.
+
+Three contenders, each a whole process, side by side in one run (interleaved, several runs):
+
+- ``esim-recon``: ``esim-recon run --select pressone_orders`` (the real CLI, client and ingest
+  into DuckDB, default settings);
+- ``dlt``: a dlt ``rest_api`` pipeline loading the same endpoint into DuckDB
+  (``bench/_dlt_pressone.py``);
+- ``plain``: a sequential httpx loop that only decodes the pages (``bench/_plain_pressone.py``).
+
+Every contender must end with the same number of distinct orders as the simulator serves.
+Target: esim-recon at least 5x faster than dlt. ``--profile`` also profiles the esim-recon
+ingest in-process (cProfile) into ``bench/results/bench_paging_profile.txt``.
+
+    .venv/bin/python -m bench.bench_paging [--quick] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+
+from bench._common import RESULTS, Figure, SimInfo, median, run_process, simulator, write_results
+
+PAGE_SIZE = 50  # esim-recon's default PressOne page size, used by every contender
+
+
+def _token(sim: SimInfo) -> str:
+    env = sim.env
+    response = httpx.post(
+        env["PRESSONE_BASE_URL"] + "/customer/v2/token",
+        data={
+            "client_id": env["PRESSONE_CLIENT_ID"],
+            "client_secret": env["PRESSONE_CLIENT_SECRET"],
+            "grant_type": "client_credentials",
+        },
+        timeout=10,
+    )
+    response.raise_for_status()
+    return str(response.json()["data"]["access_token"])
+
+
+def _recon_env(sim: SimInfo, work: Path, home: Path) -> dict[str, str]:
+    pressone = {name: value for name, value in sim.env.items() if name.startswith("PRESSONE_")}
+    return {
+        **pressone,
+        "ESIMTRADE_BASE_URL": "",
+        "ESIM_RECON_LOCAL_ORDERS": sim.local_orders,
+        "ESIM_RECON_DB": str(work / "esim_recon.duckdb"),
+        "ESIM_RECON_EXPORT_DIR": str(work / "exports"),
+        "DAGSTER_HOME": str(home),
+    }
+
+
+def run_recon(sim: SimInfo, home: Path) -> dict[str, Any]:
+    """A fresh database each run; one Dagster home for all runs, as a deployment keeps it."""
+    with tempfile.TemporaryDirectory(prefix="bench-recon-") as tmp:
+        work = Path(tmp)
+        command = [str(Path(sys.executable).parent / "esim-recon"), "run"]
+        env = _recon_env(sim, work, home)
+        result = run_process([*command, "--select", "pressone_orders"], env)
+        con = duckdb.connect(str(work / "esim_recon.duckdb"), read_only=True)
+        try:
+            row = con.execute("SELECT count(DISTINCT order_id) FROM raw.pressone_orders").fetchone()
+        finally:
+            con.close()
+    del result["stdout"]
+    return result | {"orders": row[0] if row else 0}
+
+
+def run_dlt(sim: SimInfo, token: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-dlt-") as tmp:
+        env = {
+            "BENCH_PRESSONE_URL": sim.env["PRESSONE_BASE_URL"],
+            "BENCH_TOKEN": token,
+            "BENCH_DB": str(Path(tmp) / "dlt.duckdb"),
+            "BENCH_PAGE_SIZE": str(PAGE_SIZE),
+            "DLT_DATA_DIR": str(Path(tmp) / "dlt_data"),
+            "RUNTIME__LOG_LEVEL": "WARNING",
+        }
+        result = run_process([sys.executable, "-m", "bench._dlt_pressone"], env)
+    return result | json.loads(result.pop("stdout").strip().splitlines()[-1])
+
+
+def run_plain(sim: SimInfo, token: str) -> dict[str, Any]:
+    env = {
+        "BENCH_PRESSONE_URL": sim.env["PRESSONE_BASE_URL"],
+        "BENCH_TOKEN": token,
+        "BENCH_PAGE_SIZE": str(PAGE_SIZE),
+    }
+    result = run_process([sys.executable, "-m", "bench._plain_pressone"], env)
+    return result | json.loads(result.pop("stdout").strip().splitlines()[-1])
+
+
+def profile_recon(sim: SimInfo, home: Path) -> Path:
+    """cProfile of the pressone_orders asset in this process (imports excluded)."""
+    import cProfile
+    import pstats
+
+    with tempfile.TemporaryDirectory(prefix="bench-recon-prof-") as tmp:
+        work = Path(tmp)
+        os.environ.update(_recon_env(sim, work, home))
+        from pipelines.definitions import runnable
+        from pipelines.resources import resources_from_settings
+        from pipelines.runner import materialize_all
+        from pipelines.settings import load_settings
+
+        settings = load_settings()
+        resources = resources_from_settings(settings)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        outcome = materialize_all(
+            runnable, resources, db_path=settings.esim_recon_db, selection="pressone_orders"
+        )
+        profiler.disable()
+        assert outcome.success, outcome.failures
+    path = RESULTS / "bench_paging_profile.txt"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        stats = pstats.Stats(profiler, stream=handle)
+        stats.sort_stats("cumulative").print_stats(40)
+        stats.sort_stats("tottime").print_stats(30)
+    print(f"wrote {path}")
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    pressone_orders = 5_000 if args.quick else 50_000
+    runs = args.runs or (1 if args.quick else 3)
+    records: list[dict[str, Any]] = []
+    with (
+        simulator(orders=pressone_orders * 2, latency_ms=args.latency_ms) as sim,
+        tempfile.TemporaryDirectory(prefix="bench-dagster-home-") as home_dir,
+    ):
+        home = Path(home_dir)
+        expected = sim.pressone_orders
+        token = _token(sim)
+        contenders = {
+            "esim-recon": lambda: run_recon(sim, home),
+            "dlt": lambda: run_dlt(sim, token),
+            "plain": lambda: run_plain(sim, token),
+        }
+        # One untimed run each: bytecode caches written, Dagster home set up, files cached.
+        for name, run in contenders.items():
+            print(f"warm-up {name}: {run()}", flush=True)
+        for number in range(runs):
+            for name, run in contenders.items():
+                record = run() | {"contender": name, "run": number + 1}
+                print(record, flush=True)
+                if record["orders"] != expected:
+                    raise SystemExit(f"{name} loaded {record['orders']} orders, not {expected}")
+                records.append(record)
+        if args.profile:
+            profile_recon(sim, home)
+
+    def wall(name: str) -> float:
+        return median([r["wall_seconds"] for r in records if r["contender"] == name])
+
+    def rss(name: str) -> float:
+        return median([r["peak_rss_mb"] for r in records if r["contender"] == name])
+
+    speedup = wall("dlt") / wall("esim-recon")
+    figures = [
+        Figure("esim-recon wall", wall("esim-recon"), "s", "report", None),
+        Figure("dlt rest_api wall", wall("dlt"), "s", "report", None),
+        Figure("plain sequential httpx wall", wall("plain"), "s", "report", None),
+        Figure("speed-up over dlt", speedup, "x", ">= 5", speedup >= 5),
+        Figure("speed-up over plain loop", wall("plain") / wall("esim-recon"), "x", "report", None),
+        Figure("esim-recon peak RSS", rss("esim-recon"), "MB", "report", None),
+        Figure("dlt peak RSS", rss("dlt"), "MB", "report", None),
+        Figure("rows equal (orders each)", expected, "orders", "all equal", True),
+    ]
+    write_results(
+        "bench_paging",
+        figures=figures,
+        runs=records,
+        params={
+            "pressone_orders": expected,
+            "page_size": PAGE_SIZE,
+            "latency_ms": args.latency_ms,
+            "runs": runs,
+        },
+        quick=args.quick,
+    )
+
+
+if __name__ == "__main__":
+    main()
