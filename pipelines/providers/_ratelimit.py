@@ -168,6 +168,10 @@ class BatchStats:
 class BatchStream(Generic[R]):
     """Async iterator over ``worker(key, deadline)`` results, at most ``window`` running.
 
+    No key starts once ``deadline`` or ``start_by`` (``time.monotonic()`` seconds) has passed;
+    ``deadline`` also bounds the workers' own retries, ``start_by`` leaves the calls in flight
+    to finish normally (a graceful stop).
+
     Keys are de-duplicated (first occurrence wins). An exception from a worker cancels the
     others and propagates; workers are expected to turn per-key failures into results and
     raise only for failures that concern the whole batch.
@@ -180,6 +184,7 @@ class BatchStream(Generic[R]):
         *,
         window: int,
         deadline: float | None = None,
+        start_by: float | None = None,
         budget_requests: int | None = None,
         requests_used: Callable[[], int] = lambda: 0,
     ) -> None:
@@ -188,6 +193,7 @@ class BatchStream(Generic[R]):
         self._worker = worker
         self._window = max(window, 1)
         self._deadline = deadline
+        self._start_by = start_by
         self._budget = budget_requests
         self._used_at_start = requests_used()
         self._requests_used = requests_used
@@ -204,6 +210,8 @@ class BatchStream(Generic[R]):
 
     def _blocked(self, in_flight: int) -> str | None:
         if self._deadline is not None and time.monotonic() >= self._deadline:
+            return "deadline reached"
+        if self._start_by is not None and time.monotonic() >= self._start_by:
             return "deadline reached"
         if self._budget is not None:
             used = self._requests_used() - self._used_at_start
