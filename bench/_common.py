@@ -31,6 +31,7 @@ class SimInfo:
     local_orders: str
     esimtrade_orders: int
     pressone_orders: int
+    esimtrade_terminal: int
     pid: int
 
     def stats(self) -> dict[str, Any]:

@@ -14,7 +14,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pipelines.simulator import Limit, RateLimits, RunningSimulator, generate_dataset, run_forever
+from pipelines.simulator import (
+    Limit,
+    RateLimits,
+    RunningSimulator,
+    generate_dataset,
+    run_forever,
+    truth,
+)
 
 
 def _limit(rps: float) -> Limit | None:
@@ -60,6 +67,14 @@ def main(argv: list[str] | None = None) -> None:
             "local_orders": str(local),
             "esimtrade_orders": len(dataset.esimtrade),
             "pressone_orders": len(dataset.pressone),
+            # eSIMTrade eSIMs in a terminal state by the simulator's own rules, whose sync
+            # succeeds: what an incremental re-run may skip.
+            "esimtrade_terminal": sum(
+                1
+                for esim in dataset.esimtrade
+                if truth.esimtrade_state(esim.esim_status) in truth.TERMINAL_STATES
+                and not esim.poisoned
+            ),
         }
         print(json.dumps(info), flush=True)
 

@@ -179,6 +179,18 @@ def main(argv: list[str] | None = None) -> None:
         if args.profile:
             profile_recon(sim, home)
 
+    # Bounded memory: the same ingest on a list ten times longer must not need ten times the
+    # memory (pages are written in batches as they come, never all held).
+    memory = []
+    for size in (pressone_orders // 5, pressone_orders * 2):
+        with simulator(orders=size * 2, latency_ms=0) as sim:
+            record = run_ingest(sim) | {"contender": "memory", "pressone_orders": size}
+        print(record, flush=True)
+        memory.append(record)
+    records.extend(memory)
+    small, large = memory
+    growth = large["peak_rss_mb"] / small["peak_rss_mb"]
+
     def wall(name: str) -> float:
         return median([r["wall_seconds"] for r in records if r["contender"] == name])
 
@@ -210,6 +222,21 @@ def main(argv: list[str] | None = None) -> None:
         Figure("esim-recon client+ingest peak RSS", rss("esim-recon ingest"), "MB", "report", None),
         Figure("dlt peak RSS", rss("dlt"), "MB", "report", None),
         Figure("rows equal (orders each)", expected, "orders", "all equal", True),
+        Figure(
+            f"ingest peak RSS at {small['pressone_orders']:,} orders",
+            small["peak_rss_mb"],
+            "MB",
+            "report",
+            None,
+        ),
+        Figure(
+            f"ingest peak RSS at {large['pressone_orders']:,} orders",
+            large["peak_rss_mb"],
+            "MB",
+            "report",
+            None,
+        ),
+        Figure("peak RSS growth for 10x the orders", growth, "x", "bounded (< 2)", growth < 2),
     ]
     write_results(
         "bench_paging",
