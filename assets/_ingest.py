@@ -8,6 +8,7 @@ never counts, while the snapshots it did write stay as ordinary observations.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,13 +61,27 @@ class Load:
         self.rows_written += len(rows)
 
     async def drain(self, batches: AsyncIterable[Sequence[Row]]) -> None:
-        """Write rows as they arrive, gathered into batches of about BATCH_ROWS."""
+        """Write rows as they arrive, gathered into batches of about BATCH_ROWS.
+
+        A full batch is written in a worker thread while the event loop goes on fetching
+        (DuckDB and polars release the GIL for most of a write); batches are written one at a
+        time and in order, so at most two batches of rows are held at once, whatever the
+        length of the list. A failed write raises here, after the batches before it landed.
+        """
         pending: list[Row] = []
-        async for rows in batches:
-            pending.extend(rows)
-            if len(pending) >= BATCH_ROWS:
-                self.write(pending)
-                pending = []
+        writing: asyncio.Future[None] | None = None
+        try:
+            async for rows in batches:
+                pending.extend(rows)
+                if len(pending) >= BATCH_ROWS:
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.ensure_future(asyncio.to_thread(self.write, pending))
+                    pending = []
+        finally:
+            # Even when fetching failed: what was fetched before lands (or fails) first.
+            if writing is not None:
+                await writing
         self.write(pending)
 
     def log(self, status: str, *, requests: int | None = None, detail: str | None = None) -> None:

@@ -32,6 +32,7 @@ from pipelines.providers import (
     PressOneOrder,
     PressOneUsageResult,
     ProviderError,
+    deadline_in,
 )
 from pipelines.resources import (
     ESIMTradeResource,
@@ -174,19 +175,23 @@ def _ingest_snapshots(
     *,
     key_column: str,
     open_client: Callable[[], AbstractAsyncContextManager[Any]],
-    request_many: Callable[[Any, list[str]], AsyncIterator[_Outcome]],
+    # (client, keys, start_by): the results of the keys started before start_by.
+    request_many: Callable[[Any, list[str], float | None], AsyncIterator[_Outcome]],
     to_rows: Callable[[_Outcome], list[Row]],
     noun: str,
 ) -> dg.MaterializeResult:
-    """Fetch one snapshot per planned key (most useful first, within the run's budget)."""
+    """Fetch one snapshot per planned key (most useful first, within the run's budgets: at
+    most `sync_budget` keys, none started after `sync_seconds`). Keys not reached are logged
+    as a partial load; the plan puts them first next time (never attempted)."""
     todo = plan if run_options.sync_budget is None else plan.head(run_options.sync_budget)
     outcomes: Counter[str] = Counter()
 
     async def fetch() -> Any:
+        start_by = deadline_in(run_options.sync_seconds) if run_options.sync_seconds else None
         async with open_client() as client:
 
             async def rows(task: progress.Task) -> AsyncIterator[list[Row]]:
-                async for result in request_many(client, todo[key_column].to_list()):
+                async for result in request_many(client, todo[key_column].to_list(), start_by):
                     outcomes[result.outcome] += 1
                     task.advance()
                     yield to_rows(result)
@@ -200,17 +205,24 @@ def _ingest_snapshots(
         stats = asyncio.run(fetch())
     except ProviderError as exc:
         raise load.failure(exc) from None
+    done = sum(outcomes.values())
     load.log(
-        "complete" if todo.height == plan.height else "partial",
-        requests=todo.height,
+        "complete" if done == plan.height else "partial",
+        requests=done,
         detail=to_json(outcomes),
     )
+    if done < plan.height:
+        load.context.log.info(
+            f"run budget reached: {plan.height - done} {noun} left for the next run "
+            "(it does them first)"
+        )
     if outcomes["failed"]:
         load.context.log.warning(f"{outcomes['failed']} {noun} failed after retries")
     return dg.MaterializeResult(
         metadata={
             "planned": plan.height,
-            "requested": todo.height,
+            "requested": done,
+            "left_for_next_run": plan.height - done,
             "outcomes": dg.MetadataValue.json(dict(outcomes)),
             "dagster/row_count": load.rows_written,
             "seconds": round(time.monotonic() - began, 2),
@@ -394,7 +406,9 @@ def esimtrade_order_syncs(
         run_options,
         key_column="order_no",
         open_client=esimtrade.client,
-        request_many=lambda client, order_nos: client.sync_many(order_nos),
+        request_many=lambda client, order_nos, start_by: client.sync_many(
+            order_nos, start_by=start_by
+        ),
         to_rows=lambda result: _sync_rows(load.run_id, result),
         noun="eSIMTrade sync(s)",
     )
@@ -523,7 +537,7 @@ def pressone_usage(
         run_options,
         key_column="iccid",
         open_client=pressone.client,
-        request_many=lambda client, iccids: client.usage_many(iccids),
+        request_many=lambda client, iccids, start_by: client.usage_many(iccids, start_by=start_by),
         to_rows=lambda result: _usage_rows(load.run_id, order_code_of, result),
         noun="PressOne usage request(s)",
     )

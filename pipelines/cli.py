@@ -167,7 +167,9 @@ def _run_graph(
     from pipelines.runner import RunError, materialize_all
 
     resources = resources_from_settings(settings)
-    resources["run_options"] = RunOptionsResource(full_sync=full_sync, sync_budget=budget)
+    resources["run_options"] = RunOptionsResource(
+        full_sync=full_sync, sync_budget=budget, sync_seconds=settings.esim_recon_sync_seconds
+    )
     try:
         with _progress_bars():
             outcome = materialize_all(

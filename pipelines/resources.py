@@ -135,6 +135,14 @@ class RunOptionsResource(dg.ConfigurableResource):
         default=None,
         description="At most this many per-order syncs per provider per run; the rest wait.",
     )
+    sync_seconds: float | None = Field(
+        default=None,
+        description=(
+            "Per-order syncs (and usage requests) of each provider start only within this many "
+            "seconds of the first (ESIM_RECON_SYNC_SECONDS); the rest wait for the next run, "
+            "which does them first."
+        ),
+    )
 
 
 def _secret(name: str, value: SecretStr | None) -> dg.EnvVar | str | None:
@@ -177,5 +185,5 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
             path=str(settings.esim_recon_local_orders) if settings.esim_recon_local_orders else None
         ),
         "exports": ExportsResource(directory=str(settings.esim_recon_export_dir)),
-        "run_options": RunOptionsResource(),
+        "run_options": RunOptionsResource(sync_seconds=settings.esim_recon_sync_seconds),
     }

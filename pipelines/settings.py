@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     esim_recon_retry_seconds: float = Field(default=120.0, gt=0)
     esim_recon_retry_initial_wait: float = Field(default=0.5, gt=0)
     esim_recon_retry_max_wait: float = Field(default=30.0, gt=0)
+    # Per-run time budget of the per-order syncs and usage requests (each provider), seconds;
+    # unset: no limit. What a run does not reach, the next run does first.
+    esim_recon_sync_seconds: float | None = Field(default=None, gt=0)
 
     @field_validator("*", mode="before")
     @classmethod

@@ -180,6 +180,7 @@ class ProviderClient(ABC):
         *,
         budget_requests: int | None,
         deadline: float | None,
+        start_by: float | None = None,
     ) -> BatchStream[R]:
         """``worker(key, deadline)`` over ``keys`` within the client's concurrency, the
         request budget counted on this client's requests."""
@@ -188,6 +189,7 @@ class ProviderClient(ABC):
             worker,
             window=self._engine.gate.max_concurrency,
             deadline=deadline,
+            start_by=start_by,
             budget_requests=budget_requests,
             requests_used=lambda: self._engine.stats.requests,
         )

@@ -5,8 +5,10 @@ to results or :class:`ProviderError` subclasses."""
 from __future__ import annotations
 
 import json
+import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
@@ -58,6 +60,57 @@ class ClientStats:
     token_requests: int = 0
 
 
+class _Lanes:
+    """Keep-alive connections for one client: one single-connection ``httpx.AsyncClient`` per
+    request in flight, created when first needed and reused afterwards.
+
+    httpcore's shared pool re-examines every connection for every queued request on each
+    change (quadratic in the requests in flight: most of the client's CPU at 64), so a pool of
+    one-connection clients, taken and handed back around each request, does the same job
+    cheaply. The gate's semaphore bounds the lanes in use, so their number never exceeds the
+    client's concurrency. A ``transport`` given by the caller owns its connections: every
+    request then goes through one client on it.
+    """
+
+    def __init__(self, *, timeout: float, transport: httpx.AsyncBaseTransport | None) -> None:
+        self._timeout = timeout
+        self._transport = transport
+        self._ssl: ssl.SSLContext | None = None
+        self._free: list[httpx.AsyncClient] = []
+        self._all: list[httpx.AsyncClient] = []
+
+    def _new(self) -> httpx.AsyncClient:
+        if self._transport is not None:
+            if not self._all:
+                self._all.append(self._client(transport=self._transport))
+            return self._all[0]
+        if self._ssl is None:  # loading the CA bundle takes tens of milliseconds: once
+            self._ssl = httpx.create_ssl_context()
+        client = self._client(
+            verify=self._ssl, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        )
+        self._all.append(client)
+        return client
+
+    def _client(self, **options: Any) -> httpx.AsyncClient:
+        # A redirect could carry the credential headers to another host.
+        return httpx.AsyncClient(timeout=self._timeout, follow_redirects=False, **options)
+
+    @asynccontextmanager
+    async def lane(self) -> AsyncIterator[httpx.AsyncClient]:
+        client = self._free.pop() if self._free else self._new()
+        try:
+            yield client
+        finally:
+            if self._transport is None:
+                self._free.append(client)
+
+    async def aclose(self) -> None:
+        clients, self._all, self._free = self._all, [], []
+        for client in clients:
+            await client.aclose()
+
+
 def describe_endpoint(path: str, params: Mapping[str, str] | None = None) -> str:
     """API path plus query, readable. The clients never put secrets in queries."""
     if not params:
@@ -87,14 +140,7 @@ class HttpEngine:
         self._secrets: list[str] = []
         for secret in secrets:
             self.add_secret(secret)
-        pool = gate.max_concurrency + 2
-        self._client = httpx.AsyncClient(
-            timeout=timeout,
-            transport=transport,
-            # A redirect could carry the credential headers to another host.
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-        )
+        self._lanes = _Lanes(timeout=timeout, transport=transport)
 
     def add_secret(self, secret: str | None) -> None:
         if secret:
@@ -106,7 +152,7 @@ class HttpEngine:
         return tuple(self._secrets)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._lanes.aclose()
 
     async def request(
         self,
@@ -179,9 +225,9 @@ class HttpEngine:
     ) -> R:
         common: dict[str, Any] = {"provider": self.provider, "endpoint": endpoint}
         try:
-            async with self.gate.slot(deadline=deadline):
+            async with self.gate.slot(deadline=deadline), self._lanes.lane() as client:
                 self.stats.requests += 1
-                response = await self._client.request(
+                response = await client.request(
                     method,
                     self.base_url + path,
                     params=params,
@@ -221,19 +267,24 @@ class HttpEngine:
         headers = response.headers
         retry_after = parse_retry_after(headers.get("retry-after"))
         reset = parse_rate_limit_reset(headers.get("x-ratelimit-reset"))
-        exhausted = as_int(headers.get("x-ratelimit-remaining")) == 0
+        remaining = as_int(headers.get("x-ratelimit-remaining"))
         status = response.status_code
         if status == 429:
             hint = retry_after if retry_after is not None else reset
             if pause_scope == "client":
                 # Without a usable hint, still hold the others back for one short backoff.
                 self.gate.pause_for(hint if hint else self.retry.initial_wait)
+                self.gate.rate_limited()
             return hint
         if pause_scope == "client":
+            if 200 <= status < 300:
+                self.gate.succeeded()
             if status == 503 and retry_after:
                 self.gate.pause_for(retry_after)
-            elif exhausted:
+            elif remaining == 0:
                 self.gate.pause_for(reset if reset is not None else (retry_after or 0.0))
+            elif remaining is not None:
+                self.gate.remaining(remaining, reset)
         return retry_after
 
     def _interpret(

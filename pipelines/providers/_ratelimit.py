@@ -6,9 +6,16 @@
 2. a shared "not before" instant holds every request back while the provider has told the
    client to slow down (a 429's ``Retry-After``, or ``X-RateLimit-Remaining: 0`` with its
    ``X-RateLimit-Reset``), so concurrent workers do not all run into the same 429;
-3. an ``aiolimiter.AsyncLimiter`` paces requests to ``requests_per_minute``. It is configured
-   with a capacity of one request, so that no burst can exceed the provider's per-minute quota
+3. a pacer spaces request starts ``1 / rate`` apart on a fixed schedule: each request takes the
+   next free slot (the previous slot plus one interval, or now when the client was idle), so
+   late wake-ups do not accumulate and a busy client spends its whole budget. There is no
+   burst: no window of any length sees more than its share of ``requests_per_minute``,
    whatever window the provider counts in.
+
+The pacer adapts to what the provider says: a 429 stretches the interval by
+``SLOWDOWN`` (down to ``MIN_RATE_SHARE`` of the configured rate), and every success shrinks it
+back by ``RECOVERY`` towards the configured one; an ``X-RateLimit-Remaining`` that is low but not
+zero spreads the remaining requests evenly until ``X-RateLimit-Reset``.
 
 :class:`BatchStream` runs one coroutine per key with a bounded number in flight and yields the
 results as they complete; it stops starting new work at a deadline or a request budget.
@@ -23,11 +30,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from aiolimiter import AsyncLimiter
-
 __all__ = ["BatchStats", "BatchStream", "PauseBeyondDeadline", "RequestGate", "deadline_in"]
 
 R = TypeVar("R")
+
+# A 429 stretches the pacing interval by this factor...
+SLOWDOWN = 1.25
+# ...but never below this share of the configured rate.
+MIN_RATE_SHARE = 0.1
+# Each success shrinks a stretched interval by this factor, back to the configured one.
+RECOVERY = 0.99
 
 
 def deadline_in(seconds: float) -> float:
@@ -46,6 +58,7 @@ class PauseBeyondDeadline(Exception):
 class RequestGate:
     """Concurrency bound, pacing and shared pause for all requests of one client.
 
+    ``requests_per_minute=None`` leaves requests unpaced (only a pause holds them back).
     ``max_pause`` caps a single pause, protecting against a bogus far-future reset header.
     """
 
@@ -62,9 +75,21 @@ class RequestGate:
             raise ValueError("requests_per_minute must be positive or None")
         self.max_concurrency = max_concurrency
         self._semaphore = asyncio.Semaphore(max_concurrency)
-        self._limiter = AsyncLimiter(1, 60.0 / requests_per_minute) if requests_per_minute else None
+        self._base_interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
+        self._interval = self._base_interval
+        self._next_slot = 0.0
+        # While the provider says few requests remain: a wider interval, until a moment.
+        self._spread_interval = 0.0
+        self._spread_until = 0.0
         self._max_pause = max_pause
         self._not_before = 0.0
+
+    @property
+    def interval(self) -> float:
+        """Seconds between request starts now (0.0: unpaced)."""
+        if time.monotonic() < self._spread_until:
+            return max(self._interval, self._spread_interval)
+        return self._interval
 
     def pause_for(self, seconds: float) -> None:
         """Hold every request of this client back for ``seconds`` from now (never shortens
@@ -73,6 +98,27 @@ class RequestGate:
             return
         until = time.monotonic() + min(seconds, self._max_pause)
         self._not_before = max(self._not_before, until)
+
+    def rate_limited(self) -> None:
+        """The provider answered 429: pace more slowly (when pacing at all)."""
+        if self._base_interval:
+            slowest = self._base_interval / MIN_RATE_SHARE
+            self._interval = min(self._interval * SLOWDOWN, slowest)
+
+    def succeeded(self) -> None:
+        """A request got through: recover towards the configured rate."""
+        if self._interval > self._base_interval:
+            self._interval = max(self._interval * RECOVERY, self._base_interval)
+
+    def remaining(self, remaining: int, reset_in: float | None) -> None:
+        """The provider says ``remaining`` requests are left until ``reset_in`` seconds from
+        now: spread them out when fewer are left than can be in flight at once (0 pauses
+        instead, see :meth:`pause_for`)."""
+        if remaining <= 0 or not reset_in or reset_in <= 0 or remaining > self.max_concurrency:
+            return
+        reset_in = min(reset_in, self._max_pause)
+        self._spread_interval = reset_in / remaining
+        self._spread_until = time.monotonic() + reset_in
 
     async def _honour_pause(self, deadline: float | None) -> None:
         while True:
@@ -83,16 +129,27 @@ class RequestGate:
                 raise PauseBeyondDeadline(self._not_before - now)
             await asyncio.sleep(self._not_before - now)
 
+    async def _pace(self, deadline: float | None) -> None:
+        """Wait for this request's slot; a pause that begins meanwhile moves it."""
+        while True:
+            await self._honour_pause(deadline)
+            interval = self.interval
+            if not interval:
+                return
+            now = time.monotonic()
+            slot = max(self._next_slot, now, self._not_before)
+            self._next_slot = slot + interval
+            if slot > now:
+                await asyncio.sleep(slot - now)
+            if time.monotonic() >= self._not_before:
+                return
+
     @asynccontextmanager
     async def slot(self, *, deadline: float | None = None) -> AsyncIterator[None]:
         """Admit one request. Raises :class:`PauseBeyondDeadline` instead of waiting past
         ``deadline`` (``time.monotonic()`` seconds)."""
         async with self._semaphore:
-            await self._honour_pause(deadline)
-            if self._limiter is not None:
-                await self._limiter.acquire()
-                # A pause may have begun while this request waited for its turn.
-                await self._honour_pause(deadline)
+            await self._pace(deadline)
             yield
 
 
@@ -111,6 +168,10 @@ class BatchStats:
 class BatchStream(Generic[R]):
     """Async iterator over ``worker(key, deadline)`` results, at most ``window`` running.
 
+    No key starts once ``deadline`` or ``start_by`` (``time.monotonic()`` seconds) has passed;
+    ``deadline`` also bounds the workers' own retries, ``start_by`` leaves the calls in flight
+    to finish normally (a graceful stop).
+
     Keys are de-duplicated (first occurrence wins). An exception from a worker cancels the
     others and propagates; workers are expected to turn per-key failures into results and
     raise only for failures that concern the whole batch.
@@ -123,6 +184,7 @@ class BatchStream(Generic[R]):
         *,
         window: int,
         deadline: float | None = None,
+        start_by: float | None = None,
         budget_requests: int | None = None,
         requests_used: Callable[[], int] = lambda: 0,
     ) -> None:
@@ -131,6 +193,7 @@ class BatchStream(Generic[R]):
         self._worker = worker
         self._window = max(window, 1)
         self._deadline = deadline
+        self._start_by = start_by
         self._budget = budget_requests
         self._used_at_start = requests_used()
         self._requests_used = requests_used
@@ -147,6 +210,8 @@ class BatchStream(Generic[R]):
 
     def _blocked(self, in_flight: int) -> str | None:
         if self._deadline is not None and time.monotonic() >= self._deadline:
+            return "deadline reached"
+        if self._start_by is not None and time.monotonic() >= self._start_by:
             return "deadline reached"
         if self._budget is not None:
             used = self._requests_used() - self._used_at_start

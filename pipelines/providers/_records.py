@@ -60,6 +60,26 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+# Per record class and key spelling: (field name, JSON key, reader) of every readable field,
+# worked out once (``dataclasses.fields`` and the annotation look-ups cost more than the reading).
+_PLANS: dict[tuple[type, Callable[[str], str]], tuple[tuple[str, str, Callable[[Any], Any]], ...]]
+_PLANS = {}
+
+
+def _plan(
+    cls: type, key: Callable[[str], str]
+) -> tuple[tuple[str, str, Callable[[Any], Any]], ...]:
+    plan = _PLANS.get((cls, key))
+    if plan is None:
+        plan = tuple(
+            (spec.name, key(spec.name), reader)
+            for spec in fields(cls)
+            if (reader := _READERS.get(str(spec.type))) is not None
+        )
+        _PLANS[(cls, key)] = plan
+    return plan
+
+
 def _build(
     cls: type[R], obj: dict[str, Any], *, key: Callable[[str], str] = str, **given: Any
 ) -> R:
@@ -68,10 +88,9 @@ def _build(
     (``_READERS``); ``raw`` is ``obj``. A field that is neither given nor of a readable
     annotation is a programming error (``TypeError`` from the constructor)."""
     values = dict(given)
-    for spec in fields(cls):  # type: ignore[arg-type]
-        reader = _READERS.get(str(spec.type))
-        if spec.name not in values and reader is not None:
-            values[spec.name] = reader(obj.get(key(spec.name)))
+    for name, json_key, reader in _plan(cls, key):
+        if name not in values:
+            values[name] = reader(obj.get(json_key))
     return cls(**values, raw=obj)
 
 

@@ -120,6 +120,7 @@ class ESIMTradeClient(ProviderClient):
         *,
         budget_requests: int | None = None,
         deadline: float | None = None,
+        start_by: float | None = None,
     ) -> BatchStream[ESIMTradeSyncResult]:
         """Sync many orders concurrently (within the client's concurrency and rate limit),
         yielding results as they complete. Duplicate order numbers are synced once.
@@ -127,14 +128,16 @@ class ESIMTradeClient(ProviderClient):
         No new sync starts once ``deadline`` (``time.monotonic()`` seconds) has passed or the
         syncs have used ``budget_requests`` HTTP requests (checked before each start, so
         retries of syncs in flight can exceed it slightly); retries never run past the
-        deadline. Keys never started are listed in ``.stats.skipped``. :class:`AuthError`
-        aborts the batch.
+        deadline. ``start_by`` only stops new syncs from starting: those in flight finish
+        with their usual retries (a graceful stop for a per-run time budget). Keys never
+        started are listed in ``.stats.skipped``. :class:`AuthError` aborts the batch.
         """
         return self._batch(
             order_nos,
             lambda order_no, limit: self._sync("orderno", order_no, limit),
             budget_requests=budget_requests,
             deadline=deadline,
+            start_by=start_by,
         )
 
     async def _sync(

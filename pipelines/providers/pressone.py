@@ -367,12 +367,14 @@ class PressOneClient(ProviderClient):
         *,
         budget_requests: int | None = None,
         deadline: float | None = None,
+        start_by: float | None = None,
     ) -> BatchStream[PressOneUsageResult]:
         """Usage of many ICCIDs concurrently, yielding results as they complete; same
-        budget/deadline rules as :meth:`ESIMTradeClient.sync_many`."""
+        budget/deadline/start_by rules as :meth:`ESIMTradeClient.sync_many`."""
         return self._batch(
             iccids,
             lambda iccid, limit: self.get_usage(iccid, deadline=limit),
             budget_requests=budget_requests,
             deadline=deadline,
+            start_by=start_by,
         )

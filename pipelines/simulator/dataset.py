@@ -72,6 +72,31 @@ def _weighted(rng: random.Random, weights: tuple[tuple[str, float], ...]) -> str
     return rng.choices(names, weights=[w for _, w in weights])[0]
 
 
+def esimtrade_status_weights(
+    terminal_share: float | None = None,
+) -> tuple[tuple[str, float], ...]:
+    """The live eSIMTrade status weights; with ``terminal_share``, rescaled so that statuses of a
+    terminal canonical state (depleted, expired, cancelled, revoked) are drawn with that
+    probability, the rest keeping their relative weights."""
+    if terminal_share is None:
+        return ESIMTRADE_STATUS_WEIGHTS
+    if not 0.0 <= terminal_share <= 1.0:
+        raise ValueError("terminal_share must be within [0, 1]")
+
+    def terminal(status: str) -> bool:
+        return truth.esimtrade_state(status) in truth.TERMINAL_STATES
+
+    sums = {
+        True: sum(weight for status, weight in ESIMTRADE_STATUS_WEIGHTS if terminal(status)),
+        False: sum(weight for status, weight in ESIMTRADE_STATUS_WEIGHTS if not terminal(status)),
+    }
+    share = {True: terminal_share, False: 1.0 - terminal_share}
+    return tuple(
+        (status, weight / sums[terminal(status)] * share[terminal(status)])
+        for status, weight in ESIMTRADE_STATUS_WEIGHTS
+    )
+
+
 def provider_shares(total: int) -> dict[str, int]:
     """How ``total`` orders split between the providers (eSIMTrade takes the odd one)."""
     return {"esimtrade": (total + 1) // 2, "pressone": total // 2}
@@ -187,8 +212,9 @@ class Dataset:
 
 
 class _Generator:
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, terminal_share: float | None = None) -> None:
         self.seed = seed
+        self.status_weights = esimtrade_status_weights(terminal_share)
         self.rng = random.Random(f"{seed}:world")
         self.et_packages = esimtrade_catalog(seed)
         self.po_packages, self.po_topups = pressone_catalog(seed)
@@ -223,7 +249,7 @@ class _Generator:
             if is_drift:
                 status = rng.choices(("GOT_RESOURCE", "IN_USE", "GETTING_RESOURCE"), (6, 3, 1))[0]
             else:
-                status = _weighted(rng, ESIMTRADE_STATUS_WEIGHTS)
+                status = _weighted(rng, self.status_weights)
             package = rng.choice(self.et_packages)
             esim = EsimTradeEsim(
                 uid=self.next_uid(),
@@ -442,13 +468,21 @@ class _Generator:
         )
 
 
-def generate_dataset(seed: int = 7, orders: int = 1000, *, drift_orders: int = 0) -> Dataset:
+def generate_dataset(
+    seed: int = 7,
+    orders: int = 1000,
+    *,
+    drift_orders: int = 0,
+    esimtrade_terminal_share: float | None = None,
+) -> Dataset:
     """Build the simulated world for ``seed``: ``orders`` provider orders (about half each) plus
     ``drift_orders`` newest orders (split the same way) that the server can hide to simulate
-    list drift. The same arguments always give the same dataset."""
+    list drift. ``esimtrade_terminal_share`` sets the share of eSIMTrade eSIMs (drift orders
+    aside) generated in a terminal state (see ``esimtrade_status_weights``); ``None`` keeps the
+    usual mix. The same arguments always give the same dataset."""
     if orders < 0 or drift_orders < 0:
         raise ValueError("orders and drift_orders must not be negative")
-    generator = _Generator(seed)
+    generator = _Generator(seed, esimtrade_terminal_share)
     share, drift_share = provider_shares(orders), provider_shares(drift_orders)
     esimtrade = generator.esimtrade(share["esimtrade"], drift_share["esimtrade"])
     pressone, usage = generator.pressone(share["pressone"], drift_share["pressone"])

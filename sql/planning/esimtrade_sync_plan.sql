@@ -1,8 +1,11 @@
 -- description: eSIMTrade orders to sync this run, most useful first.
 -- Candidates are every eSIMTrade order in the latest local load or in any completed stored-list
--- load. With $full = false, an order whose last successful sync saw only terminal states is
--- skipped unless the stored list now says something else (the provider's copy moved on).
--- Order: never attempted, then last attempt failed, then oldest successful sync first.
+-- load. An order is settled when its last successful sync saw only terminal states (so it was
+-- synced after it became terminal) and the stored list does not say something else since (the
+-- provider's copy moved on). With $full = false settled orders are skipped.
+-- Order: never attempted, then last attempt failed, then the rest by staleness (oldest
+-- successful sync first), settled orders last; a run that stops early (a request or time
+-- budget) leaves the tail, and the next run starts with what it never reached.
 with
 
 local_load as (
@@ -70,11 +73,7 @@ planned as (
     select
         candidates.order_no,
         last_attempt.last_attempt_at,
-        case
-            when last_attempt.order_no is null then 0
-            when last_attempt.last_failed then 1
-            else 2
-        end as priority,
+        coalesce(last_attempt.last_failed, false) as last_failed,
         coalesce(last_attempt.all_terminal, false)
             and last_attempt.state_count = 1
             and (
@@ -90,7 +89,15 @@ planned as (
         and listed_map.raw_value = listed.listed_status
 )
 
-select order_no, priority, last_attempt_at
+select
+    order_no,
+    case
+        when last_attempt_at is null then 0
+        when last_failed then 1
+        when settled then 3
+        else 2
+    end as priority,
+    last_attempt_at
 from planned
 where $full or not settled
 order by priority, last_attempt_at nulls first, order_no

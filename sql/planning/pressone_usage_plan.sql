@@ -1,8 +1,10 @@
 -- description: PressOne ICCIDs whose usage to fetch this run, most useful first.
 -- Candidates are the sims of PressOne `sim` orders in completed list loads (latest snapshot per
--- order). With $full = false, a sim whose last successful usage status is terminal (FINISHED,
--- EXPIRED, RECYCLED) is skipped unless its order's status changed since. Usage is per ICCID, so
--- an ICCID shared by two orders (recycled) is fetched once and recorded for its newest order.
+-- order). A sim is settled when its last usage answer was successful with a terminal status
+-- (FINISHED, EXPIRED, RECYCLED) and its order is completed; with $full = false settled sims are
+-- skipped. Order: never attempted, failed last time, the rest oldest first, settled last.
+-- Usage is per ICCID, so an ICCID shared by two orders (recycled) is fetched once and recorded
+-- for its newest order.
 with
 
 latest_orders as (
@@ -40,14 +42,13 @@ planned as (
         sims.iccid,
         sims.order_code,
         attempts.last_attempt_at,
-        case
-            when attempts.iccid is null then 0
-            when attempts.last_outcome = 'failed' then 1
-            else 2
-        end as priority,
-        attempts.last_outcome = 'ok'
+        attempts.last_outcome = 'failed' as last_failed,
+        coalesce(
+            attempts.last_outcome = 'ok'
             and coalesce(states.is_terminal, false)
-            and sims.order_status = 'completed' as settled
+            and sims.order_status = 'completed',
+            false
+        ) as settled
     from sims
     left join attempts using (iccid)
     left join seeds.canonical_status_map as status_map
@@ -58,7 +59,16 @@ planned as (
         on states.state = status_map.canonical_state
 )
 
-select iccid, order_code, priority, last_attempt_at
+select
+    iccid,
+    order_code,
+    case
+        when last_attempt_at is null then 0
+        when last_failed then 1
+        when settled then 3
+        else 2
+    end as priority,
+    last_attempt_at
 from planned
-where $full or not coalesce(settled, false)
+where $full or not settled
 order by priority, last_attempt_at nulls first, iccid
