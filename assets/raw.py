@@ -8,6 +8,7 @@ orders to sync is decided by the queries in `sql/planning/`.
 import asyncio
 import dataclasses
 import time
+import warnings
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -54,6 +55,8 @@ FEED_FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 _FEED = {**_COMMON, "freshness_policy": FEED_FRESHNESS}
 # The provider order lists: day partitions by created_at, a backfill range in one run.
+# (`backfill_policy` is marked beta in Dagster 1.13; the notice would print on every command.)
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 _LIST = {
     **_FEED,
     "partitions_def": list_partitions,

@@ -148,7 +148,18 @@ def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
 
 
 CONTINUES_TAG = "esim_recon/continues"
-_LOGGERS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Dagster's console logger prints every step failure with its stack trace and one error per
+# skipped step; the CLI states the outcome itself in one line, and the full event log stays in
+# the instance (the Dagster UI). ESIM_RECON_LOG_LEVEL brings the console log back.
+LOG_LEVEL_ENV = "ESIM_RECON_LOG_LEVEL"
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _run_config() -> dict[str, Any]:
+    level = (os.environ.get(LOG_LEVEL_ENV) or "CRITICAL").strip().upper()
+    if level not in _LOG_LEVELS:
+        raise RunError(f"{LOG_LEVEL_ENV} must be one of {', '.join(_LOG_LEVELS)}, not {level!r}")
+    return {"loggers": {"console": {"config": {"log_level": level}}}}
 
 
 def _asset_defs(assets: list[Any]) -> list[dg.AssetsDefinition]:
@@ -232,7 +243,7 @@ def _materialize(
             selection=selection,
             raise_on_error=False,
             tags={**tags, **_process_tags()},
-            run_config=_LOGGERS,
+            run_config=_run_config(),
         )
     except dg.DagsterInvalidSubsetError as exc:
         raise RunError(f"--select {selection!r} matches nothing usable: {exc}") from None
