@@ -68,21 +68,24 @@ def _lock_wait_seconds() -> float:
         raise RunError(f"ESIM_RECON_LOCK_WAIT must be a number of seconds, not {raw!r}") from None
 
 
+def failure_reason(event: Any) -> str:
+    """`step: one-line reason` of a STEP_FAILURE event."""
+    data = event.step_failure_data
+    message = ""
+    if data is not None and data.user_failure_data is not None:
+        message = data.user_failure_data.description or ""
+    if not message and data is not None and data.error is not None:
+        cause = data.error.cause or data.error
+        message = cause.message.strip().splitlines()[-1] if cause.message else ""
+    return f"{event.step_key or 'step'}: {message or 'failed'}"
+
+
 def _failure_reasons(result: dg.ExecuteInProcessResult) -> list[str]:
-    reasons = []
-    for event in result.all_events:
-        if event.event_type_value != "STEP_FAILURE":
-            continue
-        step = event.step_key or "step"
-        data = event.step_failure_data
-        message = ""
-        if data is not None and data.user_failure_data is not None:
-            message = data.user_failure_data.description or ""
-        if not message and data is not None and data.error is not None:
-            cause = data.error.cause or data.error
-            message = cause.message.strip().splitlines()[-1] if cause.message else ""
-        reasons.append(f"{step}: {message or 'failed'}")
-    return reasons
+    return [
+        failure_reason(event)
+        for event in result.all_events
+        if event.event_type_value == "STEP_FAILURE"
+    ]
 
 
 PID_TAG = "esim_recon/pid"

@@ -126,18 +126,13 @@ def _time(timestamp: float | None) -> datetime | None:
 def _failures(instance: Any, run_id: str) -> list[str]:
     import dagster as dg
 
-    reasons = []
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
-        event = entry.dagster_event
-        data = event.step_failure_data if event is not None else None
-        message = ""
-        if data is not None and data.user_failure_data is not None:
-            message = data.user_failure_data.description or ""
-        if not message and data is not None and data.error is not None:
-            cause = data.error.cause or data.error
-            message = cause.message.strip().splitlines()[-1] if cause.message else ""
-        reasons.append(f"{entry.step_key or 'step'}: {message or 'failed'}")
-    return reasons
+    from pipelines.runner import failure_reason
+
+    return [
+        failure_reason(entry.dagster_event)
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+        if entry.dagster_event is not None
+    ]
 
 
 def last_run(home: Path) -> LastRun | None:
