@@ -1,8 +1,7 @@
 """Builds seeds and models into DuckDB, one transaction per relation.
 
 - seed: `CREATE OR REPLACE TABLE seeds.<name>` from the CSV (path bound as a parameter).
-- table / view: `CREATE OR REPLACE TABLE|VIEW <schema>.<name> AS <select>`. Staging and
-  reconciliation tables are written uncompressed (see `_create`); reports keep the default.
+- table / view: `CREATE OR REPLACE TABLE|VIEW <schema>.<name> AS <select>`.
 - history: the model's SELECT is the set of records present *now*, unique on `history_key`.
   The relation keeps every episode of every record, with three columns the runner maintains:
   `first_detected_at`, `last_seen_at` and `resolved_at`. Each build, in one transaction and with
@@ -186,27 +185,6 @@ def _build_history(con: duckdb.DuckDBPyConnection, model: Model, run_at: datetim
     con.execute(f"DROP TABLE {_HISTORY_STAGE}")
 
 
-def _create(con: duckdb.DuckDBPyConnection, model: Model, kind: str) -> None:
-    """`CREATE OR REPLACE TABLE|VIEW`; staging and reconciliation tables are written uncompressed.
-
-    They are rebuilt in full on every run and read by the next models only, so DuckDB's
-    compression (about half of the time it takes to persist a 1M-row table) buys nothing for
-    them; the reports, which stay and are queried, keep the default compression. The setting is
-    the connection's, so it is restored right after the statement.
-    """
-    statement = f"CREATE OR REPLACE {kind.upper()} {model.relation} AS {model.sql}"
-    if kind != "table" or model.layer == "reports":
-        con.execute(statement)
-        return
-    previous = con.execute("select current_setting('force_compression')").fetchone()
-    con.execute("SET force_compression = 'uncompressed'")
-    try:
-        con.execute(statement)
-    finally:
-        restore = str(previous[0]) if previous else "auto"
-        con.execute(f"SET force_compression = {_literal(restore)}")
-
-
 def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
     row = con.execute(f"select count(*) from {relation}").fetchone()
     return int(row[0]) if row else 0
@@ -238,7 +216,7 @@ def _build_one(
                 _build_history(con, node, run_at)
             else:
                 _drop_other_kind(con, node.relation, kind)
-                _create(con, node, kind)
+                con.execute(f"CREATE OR REPLACE {kind.upper()} {node.relation} AS {node.sql}")
             _apply_comments(con, node, kind)
         rows = _count(con, node.relation)
         con.execute("COMMIT")
