@@ -37,7 +37,15 @@ def main() -> None:
         log=logging.getLogger("bench"),
     )
     load = Load(context, warehouse, table="raw.pressone_orders", provider="pressone")  # type: ignore[arg-type]
-    _ingest_list(load, pressone.client, _pressone_order_rows)
+    # The asset body of a run without a partition: the whole list, no window.
+    _ingest_list(
+        load,
+        lambda client: client.iter_orders(),
+        _pressone_order_rows,
+        open_client=pressone.client,
+        window=None,
+        created_at=lambda order: order.created_at,
+    )
     con = duckdb.connect(database, read_only=True)
     try:
         row = con.execute("SELECT count(DISTINCT order_id) FROM raw.pressone_orders").fetchone()
