@@ -1,24 +1,24 @@
-"""What the network benchmarks share: the simulator in a subprocess, machine facts, results."""
+"""What the network benchmarks share: the simulator in a subprocess and their result files.
+
+Measuring a child process, medians and machine facts come from `bench._measure`."""
 
 from __future__ import annotations
 
 import json
 import os
-import platform
 import signal
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from bench._measure import machine, measure
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -99,48 +99,15 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def run_process(command: Sequence[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``command`` to its end: wall seconds, peak RSS (MB) of that process, its stdout."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            list(command), cwd=ROOT, env=child_env(env), stdout=out, stderr=err
+    measured = measure(command, env=child_env(env), cwd=ROOT)
+    if measured.returncode != 0:
+        raise RuntimeError(
+            f"{list(command)[:4]} failed ({measured.returncode}): {measured.stderr_tail}"
         )
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if process.returncode != 0:
-        raise RuntimeError(f"{list(command)[:4]} failed ({process.returncode}): {stderr[-3000:]}")
-    return {"wall_seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "stdout": stdout}
-
-
-def median(values: Sequence[float]) -> float:
-    return float(statistics.median(values))
-
-
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for name in ("httpx", "duckdb", "polars", "pyarrow", "dlt", "uvicorn", "starlette", "dagster"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "versions": versions,
-        "load_average": os.getloadavg(),
+        "wall_seconds": measured.wall_s,
+        "peak_rss_mb": measured.peak_rss_mb,
+        "stdout": measured.stdout,
     }
 
 

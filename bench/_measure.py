@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,17 @@ BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 RESULT_MARKER = "BENCH-RESULT "
+# Versions recorded with every result file.
+MEASURED_PACKAGES = (
+    "httpx",
+    "duckdb",
+    "polars",
+    "pyarrow",
+    "dlt",
+    "uvicorn",
+    "starlette",
+    "dagster",
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,7 @@ class Measured:
     returncode: int
     report: dict[str, Any]
     stderr_tail: str
+    stdout: str
 
 
 def measure(
@@ -74,6 +87,7 @@ def measure(
         returncode=proc.returncode,
         report=report,
         stderr_tail="\n".join(stderr.splitlines()[-15:]),
+        stdout=stdout,
     )
 
 
@@ -131,11 +145,19 @@ def machine() -> dict[str, Any]:
                 mem_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:
         pass
+    versions = {}
+    for name in MEASURED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
     return {
         "cpus": os.cpu_count(),
         "cpu_model": cpu,
         "memory_gb": mem_gb,
         "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
         "load_average": os.getloadavg(),
     }
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import duckdb
 
-from bench._common import Figure, SimInfo, median, run_process, simulator, write_results
+from bench._common import Figure, SimInfo, run_process, simulator, write_results
+from bench._measure import median
 
 
 def _env(sim: SimInfo, work: Path) -> dict[str, str]:

@@ -30,7 +30,8 @@ from typing import Any
 import duckdb
 import httpx
 
-from bench._common import RESULTS, Figure, SimInfo, median, run_process, simulator, write_results
+from bench._common import RESULTS, Figure, SimInfo, run_process, simulator, write_results
+from bench._measure import median
 
 PAGE_SIZE = 50  # esim-recon's default PressOne page size, used by every contender
 

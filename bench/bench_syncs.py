@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 
-from bench._common import Figure, SimInfo, median, simulator, write_results
+from bench._common import Figure, SimInfo, simulator, write_results
+from bench._measure import median
 from pipelines.providers import ESIMTradeClient, RetryPolicy
 
 # Waits short enough for the planted always-failing syncs not to stretch a run.
