@@ -51,7 +51,8 @@ where history.severity = 'critical'
         from reports.discrepancy_history as earlier
         where earlier.provider = history.provider
             and earlier.order_no = history.order_no
-            and earlier.iccid = history.iccid
+            -- an unknown ICCID is NULL: NULL = NULL would make every such finding new again
+            and earlier.iccid is not distinct from history.iccid
             and earlier.discrepancy_type = history.discrepancy_type
             and earlier.first_detected_at < history.first_detected_at
     )
