@@ -27,12 +27,15 @@ from pipelines import progress
 from pipelines.local_orders import LocalOrdersError, read_local_orders
 from pipelines.models import build as build_models
 from pipelines.providers import (
+    AuthError,
+    BatchStream,
     ESIMTradeListedOrder,
     ESIMTradeSyncResult,
     Page,
     PressOneOrder,
     PressOneUsageResult,
     ProviderError,
+    RateLimitWait,
     deadline_in,
 )
 from pipelines.resources import (
@@ -42,6 +45,7 @@ from pipelines.resources import (
     RunOptionsResource,
     WarehouseResource,
 )
+from pipelines.runner import LIST_NOT_LOADED
 from pipelines.warehouse import append_rows
 
 PLANNING_DIR = Path(__file__).resolve().parents[1] / "sql" / "planning"
@@ -98,6 +102,7 @@ def _ingest_list(
 
     async def fetch() -> Any:
         async with open_client() as client:
+            client.on_rate_limit_wait(_RateLimitNotes(load))
             listing = listing_of(client)
 
             async def rows() -> AsyncIterator[list[Row]]:
@@ -120,8 +125,10 @@ def _ingest_list(
 
     try:
         stats = asyncio.run(fetch())
-    except ProviderError as exc:
+    except AuthError as exc:  # misconfiguration: no later run can do better on its own
         raise load.failure(exc) from None
+    except ProviderError as exc:
+        return _list_not_loaded(load, exc)
     load.log("complete", detail=f"window {window}" if window else None)
     metadata: dict[str, Any] = {
         "dagster/row_count": load.rows_written,
@@ -131,6 +138,76 @@ def _ingest_list(
     if early is not None:
         metadata["stopped_early"] = early.stopped
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _list_failed_this_run(load: Load) -> bool:
+    """Whether this run's load of the provider's order list failed (see `_list_not_loaded`)."""
+    with load.warehouse.connect() as con:
+        row = con.execute(
+            "SELECT count(*) FROM raw.ingest_log WHERE run_id = ? AND provider = ? "
+            "AND asset = ? AND status = 'failed'",
+            [load.run_id, load.provider, f"{load.provider}_orders"],
+        ).fetchone()
+    return bool(row and row[0])
+
+
+class _RateLimitNotes:
+    """Turns a client's rate-limit waits into an occasional log line (at most one per
+    `EVERY` seconds: a throttled run waits often)."""
+
+    EVERY = 10.0
+
+    def __init__(self, load: Load) -> None:
+        self._load = load
+        self._last = float("-inf")
+        self._waits = 0
+
+    def __call__(self, wait: RateLimitWait) -> None:
+        self._waits += 1
+        now = time.monotonic()
+        if now - self._last < self.EVERY:
+            return
+        self._last = now
+        pace = (
+            f"pacing at {wait.requests_per_minute:.0f} requests/min"
+            if wait.requests_per_minute
+            else "unpaced"
+        )
+        self._load.context.log.info(
+            f"{wait.provider} is rate limiting: waiting {wait.seconds:.1f} s before asking again "
+            f"({pace}; {self._waits} wait(s) so far)"
+        )
+
+
+def _list_not_loaded(load: Load, exc: ProviderError) -> dg.MaterializeResult:
+    """A list page that outlasted the list's patience: this load is logged `failed` (so no
+    model ever reads it as the list), the latest complete load stays in force, and the run goes
+    on; one line says so."""
+    load.log("failed", detail=str(exc)[:500])
+    with load.warehouse.connect() as con:
+        previous = con.execute(
+            "SELECT max(finished_at) FROM raw.ingest_log "
+            "WHERE asset = ? AND status = 'complete' AND window_from IS NULL",
+            [load.asset],
+        ).fetchone()
+    finished = previous[0].astimezone(UTC) if previous and previous[0] else None
+    kept = (
+        f"the complete load of {finished:%Y-%m-%d %H:%M} UTC stays in force"
+        if finished is not None
+        else "no complete load yet, so its orders stay unchecked"
+    )
+    line = (
+        f"{load.provider} order list not loaded this run ({kept}; its syncs wait for the next "
+        f"run): {exc}"
+    )
+    load.context.log.warning(line)
+    return dg.MaterializeResult(
+        metadata={
+            LIST_NOT_LOADED: line,
+            "dagster/row_count": load.rows_written,
+            "previous_complete_load": str(finished) if finished is not None else "none",
+        }
+    )
 
 
 @dataclasses.dataclass
@@ -179,25 +256,43 @@ def _ingest_snapshots(
     key_column: str,
     open_client: Callable[[], AbstractAsyncContextManager[Any]],
     # (client, keys, start_by): the results of the keys started before start_by.
-    request_many: Callable[[Any, list[str], float | None], AsyncIterator[_Outcome]],
+    request_many: Callable[[Any, list[str], float | None], BatchStream[Any]],
     to_rows: Callable[[_Outcome], list[Row]],
     noun: str,
 ) -> dg.MaterializeResult:
     """Fetch one snapshot per planned key (most useful first, within the run's budgets: at
     most `sync_budget` keys, none started after `sync_seconds`). Keys not reached are logged
     as a partial load; the plan puts them first next time (never attempted)."""
+    if _list_failed_this_run(load):
+        # The provider did not answer its list through all the list's patience: asking it
+        # for every order would only turn its outage into a `sync_failed` per order. The last
+        # good state stands; the next run syncs them.
+        load.log("skipped", detail="the order list could not be loaded this run")
+        load.context.log.warning(
+            f"{plan.height} {noun} left for the next run: {load.provider}'s order list could "
+            "not be loaded this run"
+        )
+        return dg.MaterializeResult(
+            metadata={"planned": plan.height, "requested": 0, "left_for_next_run": plan.height}
+        )
     todo = plan if run_options.sync_budget is None else plan.head(run_options.sync_budget)
     outcomes: Counter[str] = Counter()
+    deferred: list[str] = []
 
     async def fetch() -> Any:
         start_by = deadline_in(run_options.sync_seconds) if run_options.sync_seconds else None
         async with open_client() as client:
+            client.on_rate_limit_wait(_RateLimitNotes(load))
 
             async def rows(task: progress.Task) -> AsyncIterator[list[Row]]:
-                async for result in request_many(client, todo[key_column].to_list(), start_by):
+                stream = request_many(client, todo[key_column].to_list(), start_by)
+                async for result in stream:
                     outcomes[result.outcome] += 1
                     task.advance()
                     yield to_rows(result)
+                # Still rate limited when the time was up: no row, so not a failure; the
+                # next run's plan takes them first (never attempted) or by age.
+                deferred.extend(stream.stats.deferred)
 
             with progress.track(load.asset, unit="requests", total=todo.height) as task:
                 await load.drain(rows(task))
@@ -215,9 +310,10 @@ def _ingest_snapshots(
         detail=to_json(outcomes),
     )
     if done < plan.height:
+        waiting = f", {len(deferred)} of them still rate limited" if deferred else ""
         load.context.log.info(
             f"run budget reached: {plan.height - done} {noun} left for the next run "
-            "(it does them first)"
+            f"(it does them first){waiting}"
         )
     if outcomes["failed"]:
         load.context.log.warning(f"{outcomes['failed']} {noun} failed after retries")
@@ -226,6 +322,7 @@ def _ingest_snapshots(
             "planned": plan.height,
             "requested": done,
             "left_for_next_run": plan.height - done,
+            "left_rate_limited": len(deferred),
             "outcomes": dg.MetadataValue.json(dict(outcomes)),
             "dagster/row_count": load.rows_written,
             "seconds": round(time.monotonic() - began, 2),

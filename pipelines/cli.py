@@ -99,6 +99,11 @@ def _progress_bars() -> Iterator[None]:
         yield
 
 
+# `esim-recon run` completed, but a provider's order list could not be loaded (its previous
+# complete load stayed in force); 1 is a failed run, 2 bad configuration.
+EXIT_LIST_NOT_LOADED = 3
+
+
 def _die(message: str, code: int = 1) -> NoReturn:
     # One plain line, never wrapped: schedulers and scripts read it.
     print(f"esim-recon: {' '.join(message.split())}", file=sys.stderr)
@@ -274,6 +279,12 @@ def run(
         time.monotonic() - started,
         outcome.summary,
     )
+    if outcome.lists_not_loaded:
+        # The run completed on the previous complete list load: a separate code, so that a
+        # scheduler can tell "stale provider list" from "failed".
+        for line in outcome.lists_not_loaded:
+            print(f"esim-recon: {' '.join(line.split())}", file=sys.stderr)
+        sys.exit(EXIT_LIST_NOT_LOADED)
 
 
 @main.command(

@@ -24,6 +24,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LOCK_WAIT_SECONDS = 600.0
 
 
+# Metadata key under which a list asset says, in one line, that its list could not be loaded.
+LIST_NOT_LOADED = "esim_recon/list_not_loaded"
+
+
 class RunError(RuntimeError):
     """A run could not start or did not finish; the message is one line for a person."""
 
@@ -39,6 +43,9 @@ class RunOutcome:
     continued_by: str | None = None
     # discrepancy_summary() read while the run still held the lock, so no other run races it.
     summary: dict[str, Any] = field(default_factory=dict)
+    # One line per provider list that could not be loaded (its previous complete load stays in
+    # force); the run itself completed.
+    lists_not_loaded: list[str] = field(default_factory=list)
 
 
 def ensure_dagster_home() -> Path:
@@ -303,6 +310,12 @@ def materialize_all(
                     if event.asset_key is not None
                 }
             )
+            lists_not_loaded = [
+                str(event.materialization.metadata[LIST_NOT_LOADED].value)
+                for result in results
+                for event in result.get_asset_materialization_events()
+                if LIST_NOT_LOADED in event.materialization.metadata
+            ]
             failed_checks = sorted(
                 f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
                 for result in results
@@ -317,6 +330,7 @@ def materialize_all(
                 failed_checks=failed_checks,
                 continued_by=results[1].run_id if len(results) > 1 else None,
                 summary=discrepancy_summary(db_path),
+                lists_not_loaded=lists_not_loaded,
             )
     finally:
         lock.release()

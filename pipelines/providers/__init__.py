@@ -27,7 +27,7 @@ from ._errors import (
     redact,
     register_secret,
 )
-from ._http import ClientStats
+from ._http import ClientStats, RateLimitWait
 from ._paging import Listing, ListingStats
 from ._ratelimit import BatchStats, BatchStream, deadline_in
 from ._records import (
@@ -69,6 +69,7 @@ __all__ = [
     "PressOneUsageResult",
     "ProviderError",
     "ProviderUnavailableError",
+    "RateLimitWait",
     "RateLimitedError",
     "RetryPolicy",
     "ValidationError",
