@@ -212,4 +212,5 @@ class ProviderClient(ABC):
             budget_requests=budget_requests,
             requests_used=lambda: self._engine.stats.requests,
             deferrable=RateLimitedError,
+            parking=self._engine.parking,
         )

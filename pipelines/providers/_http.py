@@ -32,7 +32,7 @@ from ._errors import (
     register_secret,
 )
 from ._payload import error_details
-from ._ratelimit import PauseBeyondDeadline, RequestGate
+from ._ratelimit import Parking, PauseBeyondDeadline, RequestGate
 from ._retry import RetryPolicy, parse_rate_limit_reset, parse_retry_after
 from ._scalars import as_int
 
@@ -160,6 +160,8 @@ class HttpEngine:
         self.stats = ClientStats()
         # When to stop waiting on rate limits (the run's time budget), and who hears of waits.
         self.patience: float | None = None
+        # Calls waiting on a per-key quota leave their batch slot to the next key.
+        self.parking = Parking(after_seconds=KEY_QUOTA_SECONDS)
         self.on_wait: Callable[[RateLimitWait], None] | None = None
         self._secrets: list[str] = []
         for secret in secrets:
@@ -218,7 +220,11 @@ class HttpEngine:
                 )
 
         retrying = (retry or self.retry).retrying(
-            deadline=deadline, patience=patience, describe=lambda: label, on_retry=on_retry
+            deadline=deadline,
+            patience=patience,
+            describe=lambda: label,
+            on_retry=on_retry,
+            sleep=self.parking.sleep,
         )
         attempts = 0
         result: R | None = None

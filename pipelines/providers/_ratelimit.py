@@ -35,7 +35,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["BatchStats", "BatchStream", "PauseBeyondDeadline", "RequestGate", "deadline_in"]
+__all__ = [
+    "BatchStats",
+    "BatchStream",
+    "Parking",
+    "PauseBeyondDeadline",
+    "RequestGate",
+    "deadline_in",
+]
 
 R = TypeVar("R")
 
@@ -199,6 +206,29 @@ class RequestGate:
             yield
 
 
+class Parking:
+    """Calls sleeping a long wait (a per-key quota's ``Retry-After`` of minutes) are *parked*:
+    a :class:`BatchStream` does not count them against its window, so one key's quota does not
+    hold back the keys behind it. The gate's semaphore still bounds the requests in flight."""
+
+    def __init__(self, after_seconds: float) -> None:
+        self.after_seconds = after_seconds
+        self.count = 0
+        self.changed = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        """``asyncio.sleep``, parked when longer than ``after_seconds``."""
+        if seconds <= self.after_seconds:
+            await asyncio.sleep(seconds)
+            return
+        self.count += 1
+        self.changed.set()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.count -= 1
+
+
 @dataclass(slots=True)
 class BatchStats:
     """Progress of one :class:`BatchStream`. ``skipped`` lists the keys never started
@@ -238,9 +268,11 @@ class BatchStream(Generic[R]):
         budget_requests: int | None = None,
         requests_used: Callable[[], int] = lambda: 0,
         deferrable: type[BaseException] | tuple[type[BaseException], ...] = (),
+        parking: Parking | None = None,
     ) -> None:
         self.stats = BatchStats()
         self._deferrable = deferrable
+        self._parking = parking
         self._keys = keys
         self._worker = worker
         self._window = max(window, 1)
@@ -259,6 +291,22 @@ class BatchStream(Generic[R]):
 
     async def aclose(self) -> None:
         await self._gen.aclose()
+
+    def _parked(self) -> int:
+        return self._parking.count if self._parking is not None else 0
+
+    async def _wait(self, tasks: dict[asyncio.Task[R], str]) -> set[asyncio.Task[R]]:
+        """The tasks done once one is, or as soon as a call parks (a window slot frees)."""
+        if self._parking is None:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            return done
+        self._parking.changed.clear()
+        parked = asyncio.ensure_future(self._parking.changed.wait())
+        try:
+            await asyncio.wait([*tasks, parked], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            parked.cancel()
+        return {task for task in tasks if task.done()}
 
     def _blocked(self, in_flight: int) -> str | None:
         if self._deadline is not None and time.monotonic() >= self._deadline:
@@ -287,7 +335,9 @@ class BatchStream(Generic[R]):
         try:
             while True:
                 while (
-                    not exhausted and self.stats.stop_reason is None and len(tasks) < self._window
+                    not exhausted
+                    and self.stats.stop_reason is None
+                    and len(tasks) < self._window + self._parked()
                 ):
                     reason = self._blocked(len(tasks))
                     if reason is not None:
@@ -305,7 +355,7 @@ class BatchStream(Generic[R]):
                     self.stats.started += 1
                 if not tasks:
                     break
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                done = await self._wait(tasks)
                 for task in done:
                     key = tasks.pop(task)
                     try:

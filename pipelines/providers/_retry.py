@@ -28,7 +28,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -144,6 +144,7 @@ class RetryPolicy:
         patience: float | None = None,
         describe: Callable[[], str] = lambda: "request",
         on_retry: Callable[[ProviderError, float], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> AsyncRetrying:
         """A tenacity ``AsyncRetrying`` for one call; the last error is re-raised as is.
 
@@ -171,7 +172,7 @@ class RetryPolicy:
             wait=budget.wait,
             retry=retry_if_exception(_is_retryable),
             before_sleep=before_sleep,
-            sleep=asyncio.sleep,
+            sleep=sleep,
             reraise=True,
         )
 
