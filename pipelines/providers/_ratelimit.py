@@ -48,7 +48,8 @@ R = TypeVar("R")
 
 # A 429 stretches the pacing interval by this factor...
 SLOWDOWN = 1.25
-# ...but never below this share of the configured rate (or, unpaced, slower than this).
+# ...but never below this share of the configured rate (unpaced: of the first pace set, and
+# never slower than UNPACED_SLOWEST).
 MIN_RATE_SHARE = 0.1
 UNPACED_SLOWEST = 2.0
 # An unpaced client's first 429 sets a pace this many times slower than its recent successes.
@@ -101,6 +102,9 @@ class RequestGate:
         self._spread_until = 0.0
         self._max_pause = max_pause
         self._not_before = 0.0
+        # The slowest pace a 429 may bring (unpaced: set by the first one).
+        base = self._base_interval
+        self._slowest = base / MIN_RATE_SHARE if base else UNPACED_SLOWEST
         # When the pace last slowed for a 429, and when recent requests succeeded.
         self._slowed_at = float("-inf")
         self._successes: deque[float] = deque(maxlen=OBSERVED_SUCCESSES)
@@ -139,13 +143,14 @@ class RequestGate:
         now = time.monotonic()
         if sent_at is not None and sent_at < self._slowed_at:
             return False
-        base = self._base_interval
-        slowest = base / MIN_RATE_SHARE if base else UNPACED_SLOWEST
         if self._interval:
             interval = self._interval * SLOWDOWN
         else:
             interval = self._observed_interval(now) * FIRST_SLOWDOWN
-        self._interval = min(interval, slowest)
+            if not self._base_interval:
+                # The first pace stands in for the configured rate an unpaced client lacks.
+                self._slowest = min(interval / MIN_RATE_SHARE, UNPACED_SLOWEST)
+        self._interval = min(interval, self._slowest)
         self._slowed_at = now
         self.slowdowns += 1
         return True

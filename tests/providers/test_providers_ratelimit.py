@@ -63,9 +63,11 @@ def test_an_unpaced_gate_starts_pacing_at_half_its_recent_success_rate() -> None
     gate.rate_limited()
     assert gate.interval == pytest.approx(observed * FIRST_SLOWDOWN)
     assert gate.requests_per_minute == pytest.approx(60 / gate.interval)
+    first = gate.interval
     for _ in range(500):
         gate.rate_limited()
-    assert gate.interval == UNPACED_SLOWEST
+    # Never below a tenth of the first pace (nor slower than UNPACED_SLOWEST).
+    assert gate.interval == pytest.approx(min(first / MIN_RATE_SHARE, UNPACED_SLOWEST))
 
 
 def test_few_remaining_requests_are_spread_until_the_reset() -> None:
