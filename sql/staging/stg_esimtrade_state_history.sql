@@ -47,7 +47,10 @@ run_syncs as (
 ),
 
 synced_orders as (
-    select order_no, min(observed_at) as first_synced_at, list(distinct run_id) as sync_run_ids
+    select
+        order_no,
+        min(observed_at) as first_synced_at,
+        arg_min(run_id, observed_at) as first_sync_run_id
     from run_syncs
     group by order_no
 ),
@@ -58,23 +61,37 @@ order_esims as (
     group by order_no, esim_key
 ),
 
-run_listings as (
+-- Listings from before the order's first successful sync (not of that sync's own run, whose
+-- sync is what it saw last), one per order and run: most orders are synced in the run that
+-- first lists them, so few listings are left to group.
+unsynced_listed as (
     select
         trim(esimtrade_orders.provider_order_no) as order_no,
         esimtrade_orders.run_id,
-        esimtrade_orders.fetched_at as observed_at,
-        esimtrade_orders.status as status_raw,
-        nullif(upper(trim(esimtrade_orders.status)), '') as status_key
+        esimtrade_orders.fetched_at,
+        esimtrade_orders.status
     from esimtrade_orders
     inner join complete_loads on complete_loads.run_id = esimtrade_orders.run_id
-    qualify row_number() over (
-        partition by trim(esimtrade_orders.provider_order_no), esimtrade_orders.run_id
-        order by esimtrade_orders.fetched_at desc, esimtrade_orders.page nulls last
-    ) = 1
+    left join synced_orders
+        on synced_orders.order_no = trim(esimtrade_orders.provider_order_no)
+    where synced_orders.order_no is null
+        or (
+            esimtrade_orders.fetched_at < synced_orders.first_synced_at
+            and esimtrade_orders.run_id <> synced_orders.first_sync_run_id
+        )
 ),
 
--- Listings of runs before the order's first successful sync, on each eSIM the order came to
--- have (on the order itself while it has none).
+run_listings as (
+    select
+        order_no,
+        run_id,
+        max(fetched_at) as observed_at,
+        arg_max(status, fetched_at) as status_raw
+    from unsynced_listed
+    group by order_no, run_id
+),
+
+-- Each listing on every eSIM the order came to have (on the order itself while it has none).
 unsynced_listings as (
     select
         run_listings.order_no,
@@ -85,17 +102,10 @@ unsynced_listings as (
         run_listings.status_raw,
         coalesce(status_map.canonical_state, 'unknown') as canonical_state
     from run_listings
-    left join synced_orders on synced_orders.order_no = run_listings.order_no
     left join order_esims on order_esims.order_no = run_listings.order_no
-    left join status_map on status_map.raw_value = run_listings.status_key
-    where run_listings.status_key is not null
-        and (
-            synced_orders.order_no is null
-            or (
-                run_listings.observed_at < synced_orders.first_synced_at
-                and not list_contains(synced_orders.sync_run_ids, run_listings.run_id)
-            )
-        )
+    left join status_map
+        on status_map.raw_value = nullif(upper(trim(run_listings.status_raw)), '')
+    where nullif(upper(trim(run_listings.status_raw)), '') is not null
 ),
 
 observations as (
