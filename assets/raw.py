@@ -98,6 +98,7 @@ def _ingest_list(
 
     async def fetch() -> Any:
         async with open_client() as client:
+            load.quarantine = client.quarantine
             listing = listing_of(client)
 
             async def rows() -> AsyncIterator[list[Row]]:
@@ -122,11 +123,23 @@ def _ingest_list(
         stats = asyncio.run(fetch())
     except ProviderError as exc:
         raise load.failure(exc) from None
-    load.log("complete", detail=f"window {window}" if window else None)
+    if stats.limit_reached is not None:
+        raise load.walk_stopped(stats.limit_reached)
+    detail = f"window {window}" if window else None
+    if stats.pages_unread and not stats.complete:
+        # Pages whose answers were refused to the end: not a snapshot of the whole list.
+        unread = f"pages never read: {stats.pages_unread[:20]}"
+        load.log("partial", detail=f"{detail}; {unread}" if detail else unread)
+        load.context.log.warning(
+            f"{load.asset}: {unread} (answers refused, see raw.provider_quarantine)"
+        )
+    else:
+        load.log("complete", detail=detail)
     metadata: dict[str, Any] = {
         "dagster/row_count": load.rows_written,
         "window": str(window) if window else "full list",
         "paging": dg.MetadataValue.json(stats_dict(stats)),
+        **load.quarantine_metadata(),
     }
     if early is not None:
         metadata["stopped_early"] = early.stopped
@@ -192,6 +205,7 @@ def _ingest_snapshots(
     async def fetch() -> Any:
         start_by = deadline_in(run_options.sync_seconds) if run_options.sync_seconds else None
         async with open_client() as client:
+            load.quarantine = client.quarantine
 
             async def rows(task: progress.Task) -> AsyncIterator[list[Row]]:
                 async for result in request_many(client, todo[key_column].to_list(), start_by):
@@ -221,6 +235,11 @@ def _ingest_snapshots(
         )
     if outcomes["failed"]:
         load.context.log.warning(f"{outcomes['failed']} {noun} failed after retries")
+    if load.quarantined:
+        load.context.log.warning(
+            f"{sum(load.quarantined.values())} refused answer(s) quarantined "
+            f"({dict(load.quarantined)}); see raw.provider_quarantine"
+        )
     return dg.MaterializeResult(
         metadata={
             "planned": plan.height,
@@ -230,6 +249,7 @@ def _ingest_snapshots(
             "dagster/row_count": load.rows_written,
             "seconds": round(time.monotonic() - began, 2),
             "client": dg.MetadataValue.json(stats_dict(stats)),
+            **load.quarantine_metadata(),
         }
     )
 

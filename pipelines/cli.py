@@ -512,6 +512,13 @@ def _print_status(report: Status) -> None:
     findings.add_row("total", "", str(total), style="bold")
     console.print(findings)
 
+    for entry in report.quarantined:  # refused provider answers (raw.provider_quarantine)
+        console.print(
+            f"Quarantined: {entry['asset']} {entry['kind']}: {entry['count']} "
+            f"({entry['latest_run']} in its latest load)",
+            markup=False,
+        )
+
     tables = Table(title="Rows per table", title_justify="left")
     tables.add_column("table")
     tables.add_column("rows", justify="right")

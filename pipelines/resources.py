@@ -9,12 +9,22 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import dagster as dg
 import duckdb
 from pydantic import Field, SecretStr
 
-from pipelines.providers import ESIMTradeClient, PressOneClient, RetryPolicy
+from pipelines.providers import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_JSON_DEPTH,
+    DEFAULT_MAX_PAGES,
+    DEFAULT_MAX_WALK_SECONDS,
+    ESIMTradeClient,
+    PayloadLimits,
+    PressOneClient,
+    RetryPolicy,
+)
 from pipelines.settings import DEFAULT_EXPORT_DIR, Settings
 from pipelines.warehouse import Warehouse
 
@@ -53,10 +63,36 @@ class _ProviderResource(dg.ConfigurableResource):
     retry_initial_wait: float = Field(default=0.5, description="First backoff wait, seconds.")
     retry_max_wait: float = Field(default=30.0, description="Longest single backoff wait.")
     page_size: int | None = Field(default=None, description="List page size.")
+    max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES,
+        description="Largest answer body accepted, bytes (ESIM_RECON_MAX_BODY_BYTES).",
+    )
+    max_json_depth: int = Field(
+        default=DEFAULT_MAX_JSON_DEPTH,
+        description="Deepest JSON nesting accepted (ESIM_RECON_MAX_JSON_DEPTH).",
+    )
+    max_pages: int = Field(
+        default=DEFAULT_MAX_PAGES,
+        description="Page requests one list walk may make, all passes (ESIM_RECON_MAX_PAGES).",
+    )
+    max_walk_seconds: float = Field(
+        default=DEFAULT_MAX_WALK_SECONDS,
+        description="Seconds one list walk may take, all passes (ESIM_RECON_MAX_WALK_SECONDS).",
+    )
 
     @property
     def enabled(self) -> bool:
         return bool(self.base_url)
+
+    def walk_options(self) -> dict[str, Any]:
+        """The client's limits on answers and list walks."""
+        return {
+            "limits": PayloadLimits(
+                max_body_bytes=self.max_body_bytes, max_json_depth=self.max_json_depth
+            ),
+            "max_pages": self.max_pages,
+            "max_walk_seconds": self.max_walk_seconds,
+        }
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -85,6 +121,7 @@ class ESIMTradeResource(_ProviderResource):
             max_concurrency=self.max_concurrency,
             requests_per_minute=self.requests_per_minute or 120,
             page_size=self.page_size or 100,
+            **self.walk_options(),
         )
 
 
@@ -106,6 +143,7 @@ class PressOneResource(_ProviderResource):
             max_concurrency=self.max_concurrency,
             requests_per_minute=self.requests_per_minute,
             page_size=self.page_size or 50,
+            **self.walk_options(),
         )
 
 
@@ -162,6 +200,10 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
         "retry_seconds": settings.esim_recon_retry_seconds,
         "retry_initial_wait": settings.esim_recon_retry_initial_wait,
         "retry_max_wait": settings.esim_recon_retry_max_wait,
+        "max_body_bytes": settings.esim_recon_max_body_bytes,
+        "max_json_depth": settings.esim_recon_max_json_depth,
+        "max_pages": settings.esim_recon_max_pages,
+        "max_walk_seconds": settings.esim_recon_max_walk_seconds,
     }
     secret_key = settings.esimtrade_secret_key
     client_secret = settings.pressone_client_secret

@@ -14,6 +14,13 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipelines.providers import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_JSON_DEPTH,
+    DEFAULT_MAX_PAGES,
+    DEFAULT_MAX_WALK_SECONDS,
+)
+
 DEFAULT_DB = Path("data/esim_recon.duckdb")
 DEFAULT_EXPORT_DIR = Path("exports")
 
@@ -50,6 +57,13 @@ class Settings(BaseSettings):
     # Per-run time budget of the per-order syncs and usage requests (each provider), seconds;
     # unset: no limit. What a run does not reach, the next run does first.
     esim_recon_sync_seconds: float | None = Field(default=None, gt=0)
+    # What one provider answer or one list walk may cost (see README, "Limits on provider
+    # answers"): crossing one fails that request or walk, never the run.
+    esim_recon_max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
+    # The JSON decoder recurses once per level: keep well inside Python's recursion limit.
+    esim_recon_max_json_depth: int = Field(default=DEFAULT_MAX_JSON_DEPTH, ge=8, le=512)
+    esim_recon_max_pages: int = Field(default=DEFAULT_MAX_PAGES, ge=1)
+    esim_recon_max_walk_seconds: float = Field(default=DEFAULT_MAX_WALK_SECONDS, gt=0)
 
     @field_validator("*", mode="before")
     @classmethod

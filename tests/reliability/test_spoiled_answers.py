@@ -1,0 +1,120 @@
+"""One spoiled provider answer never fails a run (issue 14): the real pipeline against the
+simulator, one answer of each kind spoiled (simulator `Spoil`s). The run completes, the refused
+answer or record is in `raw.provider_quarantine` with its reason, a refused per-order answer
+makes that order `sync_failed`, and every other finding equals a clean run's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.simulator import Dataset, FaultConfig, Spoil, SpoilKind, generate_dataset
+from tests.pipeline.helpers import findings, query
+from tests.reliability._support import run_pipeline
+
+# Small pages, so that the lists have several; a small body limit keeps the huge body cheap.
+TUNING: dict[str, Any] = {"page_size": 10, "max_body_bytes": 512 * 1024}
+TUNING_RETRY_ATTEMPTS = 6  # tests.pipeline.helpers.FAST_RETRY
+
+Finding = tuple[str, str, str, str]
+
+
+@pytest.fixture(scope="module")
+def world() -> Dataset:
+    return generate_dataset(seed=14, orders=40, drift_orders=0)
+
+
+@pytest.fixture(scope="module")
+def clean(world: Dataset, tmp_path_factory: pytest.TempPathFactory) -> set[Finding]:
+    run = run_pipeline(world, tmp_path_factory.mktemp("clean"), **TUNING)
+    assert query(run.db, "SELECT count(*) FROM raw.provider_quarantine") == [(0,)]
+    return findings(run.db)
+
+
+def _synced_order(world: Dataset, index: int) -> str:
+    """An eSIMTrade order whose sync the dataset does not poison."""
+    orders = [esim.order_no for esim in world.esimtrade if not esim.poisoned and esim.iccid]
+    return orders[index]
+
+
+def _quarantine(db: Path) -> list[dict[str, Any]]:
+    columns = [
+        "asset",
+        "provider",
+        "target_table",
+        "source_endpoint",
+        "http_status",
+        "page",
+        "kind",
+        "reason",
+        "body_bytes",
+        "truncated",
+        "raw_text",
+    ]
+    rows = query(db, f"SELECT {', '.join(columns)} FROM raw.provider_quarantine ORDER BY ALL")
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def _without(found: set[Finding], order_no: str) -> set[Finding]:
+    return {finding for finding in found if finding[1] != order_no}
+
+
+# (kind, quarantine kind, words of the reason), one order each.
+SYNC_SPOILS = [
+    (SpoilKind.HUGE_INTEGER, "out_of_range", "orderUsage 100000000000000000000 is beyond BIGINT"),
+    (SpoilKind.DEEP_NESTING, "too_deep", "JSON nested 200001 levels deep"),
+    (SpoilKind.NOT_JSON, "not_json", "not valid JSON"),
+    (SpoilKind.HUGE_BODY, "too_large", "body larger than 524288 bytes"),
+    (SpoilKind.CONTROL_CHARACTERS, "control_characters", "iccid"),
+]
+
+
+def test_spoiled_sync_answers_cost_one_order_each(
+    world: Dataset, clean: set[Finding], tmp_path: Path
+) -> None:
+    targets = {kind: _synced_order(world, index) for index, (kind, _, _) in enumerate(SYNC_SPOILS)}
+    # Every answer for those orders is spoiled (a provider bug, not a passing fault).
+    spoils = tuple(
+        Spoil(kind, "esimtrade.sync", match=f"orderno={order_no}", times=None)
+        for kind, order_no in targets.items()
+    )
+    run = run_pipeline(world, tmp_path, faults=FaultConfig(spoils=spoils), **TUNING)
+
+    quarantined = _quarantine(run.db)
+    for kind, code, reason in SYNC_SPOILS:
+        order_no = targets[kind]
+        rows = [r for r in quarantined if r["source_endpoint"].endswith(f"orderno={order_no}")]
+        assert rows, f"{kind}: nothing quarantined"
+        for row in rows:
+            assert row["asset"] == "esimtrade_order_syncs", row
+            assert row["target_table"] == "raw.esimtrade_order_syncs"
+            assert row["kind"] == code and reason in row["reason"], row["reason"]
+            assert row["http_status"] == 200 and row["raw_text"]
+            assert len(row["raw_text"]) <= 65_536
+            assert row["truncated"] == (kind in (SpoilKind.DEEP_NESTING, SpoilKind.HUGE_BODY))
+        if kind in (SpoilKind.HUGE_INTEGER, SpoilKind.CONTROL_CHARACTERS):
+            [row] = rows  # well formed, so not asked again
+            assert json.loads(row["raw_text"])["data"]["orderNo"] == order_no
+        else:
+            assert len(rows) == TUNING_RETRY_ATTEMPTS  # a bad body is asked again, to the end
+
+        [(outcome, error)] = query(
+            run.db,
+            "SELECT outcome, error FROM raw.esimtrade_order_syncs WHERE requested_order_no = ?",
+            [order_no],
+        )
+        assert outcome == "failed" and "quarantined" in error, error
+
+    found = findings(run.db)
+    expected = set(clean)
+    for order_no in targets.values():
+        assert "sync_failed" in {f[3] for f in found if f[1] == order_no}, order_no
+        found, expected = _without(found, order_no), _without(expected, order_no)
+    assert found == expected
+    [(detail,)] = query(
+        run.db, "SELECT detail FROM raw.ingest_log WHERE asset = 'esimtrade_order_syncs'"
+    )
+    assert json.loads(detail)["failed"] >= len(targets)
