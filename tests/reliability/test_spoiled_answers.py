@@ -16,7 +16,7 @@ from tests.pipeline.helpers import findings, query
 from tests.reliability._support import run_pipeline
 
 # Small pages, so that the lists have several; a small body limit keeps the huge body cheap.
-TUNING: dict[str, Any] = {"page_size": 10, "max_body_bytes": 512 * 1024}
+TUNING: dict[str, Any] = {"page_size": 5, "max_body_bytes": 512 * 1024}
 TUNING_RETRY_ATTEMPTS = 6  # tests.pipeline.helpers.FAST_RETRY
 
 Finding = tuple[str, str, str, str]
@@ -118,3 +118,69 @@ def test_spoiled_sync_answers_cost_one_order_each(
         run.db, "SELECT detail FROM raw.ingest_log WHERE asset = 'esimtrade_order_syncs'"
     )
     assert json.loads(detail)["failed"] >= len(targets)
+
+
+def test_spoiled_list_pages_and_records_cost_one_record_each(
+    world: Dataset, clean: set[Finding], tmp_path: Path
+) -> None:
+    spoils = (
+        # Page answers spoiled once: asked again, read, and the refused answer kept.
+        Spoil(SpoilKind.DEEP_NESTING, "esimtrade.list", match="page=2&"),
+        Spoil(SpoilKind.NOT_JSON, "pressone.orders", match="page=3"),
+        Spoil(SpoilKind.HUGE_BODY, "pressone.orders", match="page=2"),
+        # One record of a page, on every pass: that record is refused, the page loads.
+        Spoil(SpoilKind.HUGE_AMOUNT, "esimtrade.list", match="page=1&", times=None),
+        Spoil(SpoilKind.CONTROL_CHARACTERS, "esimtrade.list", match="page=3&", times=None),
+        Spoil(SpoilKind.HUGE_INTEGER, "pressone.orders", match="page=2", times=None),
+        # Every other pressone answer, page 1 included, echoes an absurd page and page size
+        # (the first spoil that applies to a request is the one served).
+        Spoil(SpoilKind.ABSURD_ECHO, "pressone.orders", times=None),
+    )
+    run = run_pipeline(world, tmp_path, faults=FaultConfig(spoils=spoils), **TUNING)
+
+    quarantined = _quarantine(run.db)
+    by_kind = {(row["asset"], row["kind"]): row for row in quarantined}
+    assert len(by_kind) == len(quarantined), quarantined  # one answer or record each
+
+    nested = by_kind["esimtrade_orders", "too_deep"]
+    assert nested["source_endpoint"] == "/reseller/orders?page=2&pageSize=5"
+    assert "JSON nested 200001 levels deep" in nested["reason"] and nested["truncated"]
+    not_json = by_kind["pressone_orders", "not_json"]
+    assert not_json["source_endpoint"].endswith("page=3")
+    assert not_json["raw_text"].startswith("<html>")
+    huge = by_kind["pressone_orders", "too_large"]
+    assert huge["source_endpoint"].endswith("page=2") and huge["body_bytes"] > 512 * 1024
+
+    refused_orders = set()
+    for key, field, words in (
+        (("esimtrade_orders", "out_of_range"), "providerOrderNo", "costPrice"),
+        (("esimtrade_orders", "control_characters"), "providerOrderNo", "status"),
+        (("pressone_orders", "out_of_range"), "code", "quantity 100000000000000000000"),
+    ):
+        row = by_kind[key]
+        assert words in row["reason"] and row["page"] in (1, 2, 3), row
+        assert row["target_table"] == f"raw.{key[0]}"
+        record = json.loads(row["raw_text"])
+        refused_orders.add(record[field])
+    for order_no in refused_orders:
+        listed = query(
+            run.db,
+            "SELECT count(*) FROM raw.esimtrade_orders WHERE provider_order_no = ? UNION ALL "
+            "SELECT count(*) FROM raw.pressone_orders WHERE order_code = ?",
+            [order_no, order_no],
+        )
+        assert listed == [(0,), (0,)]  # never in a typed column
+
+    # Both walks read every order: their loads are complete snapshots.
+    statuses = dict(
+        query(
+            run.db,
+            "SELECT asset, status FROM raw.ingest_log "
+            "WHERE asset IN ('esimtrade_orders', 'pressone_orders')",
+        )
+    )
+    assert statuses == {"esimtrade_orders": "complete", "pressone_orders": "complete"}
+    found, expected = findings(run.db), set(clean)
+    for order_no in refused_orders:
+        found, expected = _without(found, order_no), _without(expected, order_no)
+    assert found == expected
