@@ -9,10 +9,21 @@ import json
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 
-from pipelines.simulator import Dataset, FaultConfig, Spoil, SpoilKind, generate_dataset
-from tests.pipeline.helpers import findings, query
+from assets.raw import esimtrade_orders
+from pipelines.simulator import (
+    Dataset,
+    FaultConfig,
+    RateLimits,
+    Spoil,
+    SpoilKind,
+    generate_dataset,
+    serve,
+)
+from pipelines.status import collect
+from tests.pipeline.helpers import findings, query, simulator_resources
 from tests.reliability._support import run_pipeline
 
 # Small pages, so that the lists have several; a small body limit keeps the huge body cheap.
@@ -119,6 +130,16 @@ def test_spoiled_sync_answers_cost_one_order_each(
     )
     assert json.loads(detail)["failed"] >= len(targets)
 
+    # `esim-recon status` counts them, per asset and kind.
+    report = collect(run.db, home=tmp_path / "no-dagster-home")
+    counted = {(q["asset"], q["kind"]): q["count"] for q in report.quarantined}
+    assert counted == {
+        ("esimtrade_order_syncs", code): sum(r["kind"] == code for r in quarantined)
+        for _, code, _ in SYNC_SPOILS
+    }
+    assert report.tables["raw.provider_quarantine"] == len(quarantined)
+    assert report.to_json()["quarantined"] == report.quarantined
+
 
 def test_spoiled_list_pages_and_records_cost_one_record_each(
     world: Dataset, clean: set[Finding], tmp_path: Path
@@ -184,3 +205,55 @@ def test_spoiled_list_pages_and_records_cost_one_record_each(
     for order_no in refused_orders:
         found, expected = _without(found, order_no), _without(expected, order_no)
     assert found == expected
+
+
+def _materialize_list(
+    world: Dataset, tmp_path: Path, spoils: tuple[Spoil, ...], **tuning: Any
+) -> tuple[dg.ExecuteInProcessResult, Path]:
+    local = world.write_local_orders(tmp_path / "local_orders.csv")
+    db = tmp_path / "recon.duckdb"
+    with serve(world, faults=FaultConfig(spoils=spoils), rate_limits=RateLimits.unlimited()) as sim:
+        resources = simulator_resources(sim, db, local, **(TUNING | tuning))
+        result = dg.materialize([esimtrade_orders], resources=resources, raise_on_error=False)
+    return result, db
+
+
+def test_a_page_refused_to_the_end_makes_a_partial_list_load(
+    world: Dataset, tmp_path: Path
+) -> None:
+    spoil = Spoil(SpoilKind.DEEP_NESTING, "esimtrade.list", match="page=2&", times=None)
+    result, db = _materialize_list(world, tmp_path, (spoil,))
+    assert result.success  # the walk went on without the page
+    [event] = result.get_asset_materialization_events()
+    metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+    assert metadata["quarantined"] >= TUNING_RETRY_ATTEMPTS
+    assert metadata["quarantined_by_kind"] == {"too_deep": metadata["quarantined"]}
+    assert metadata["paging"]["pages_unread"] == [2]
+    [(status, detail)] = query(
+        db, "SELECT status, detail FROM raw.ingest_log WHERE asset = 'esimtrade_orders'"
+    )
+    assert status == "partial" and detail == "pages never read: [2]"
+    [(rows,)] = query(db, "SELECT count(*) FROM raw.esimtrade_orders")
+    assert rows == metadata["paging"]["final_total"] - 5  # every page but the refused one
+
+
+@pytest.mark.parametrize(
+    ("tuning", "reason"),
+    [
+        ({"max_pages": 2}, "max_pages (2) reached"),
+        ({"max_walk_seconds": 0.001}, "walk time limit (0.001 s) reached"),
+    ],
+)
+def test_a_walk_past_its_limit_fails_that_load_with_one_line(
+    world: Dataset, tmp_path: Path, tuning: dict[str, Any], reason: str
+) -> None:
+    result, db = _materialize_list(world, tmp_path, (), **tuning)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    description = failure.step_failure_data.error.message
+    assert "esimtrade list walk stopped while running esimtrade_orders" in description
+    assert reason in description and "ESIM_RECON_MAX_PAGES" in description
+    [(status, detail)] = query(
+        db, "SELECT status, detail FROM raw.ingest_log WHERE asset = 'esimtrade_orders'"
+    )
+    assert status == "failed" and reason in detail
