@@ -86,13 +86,32 @@ async def read_capped(chunks: AsyncIterable[bytes], limit: int) -> tuple[bytes, 
     return b"".join(parts), received, False
 
 
-def nesting_depth(content: bytes) -> int:
+def _deepest(brackets: bytes, limit: int | None) -> int:
+    """The deepest level of a run of brackets; with a ``limit``, the first level past it."""
+    deepest = 0
+    for level in accumulate(1 if byte in _OPENING else -1 for byte in brackets):
+        if level > deepest:
+            deepest = level
+            if limit is not None and level > limit:
+                break
+    return deepest
+
+
+def nesting_depth(content: bytes, limit: int | None = None) -> int:
     """The deepest bracket nesting of ``content`` outside JSON strings, without parsing it
-    (an upper bound of what a parser would meet before any syntax error)."""
-    brackets = _JSON_STRING.sub(b"", content).translate(None, _NOT_BRACKETS)
-    if not brackets:
-        return 0
-    return max(accumulate(1 if byte in _OPENING else -1 for byte in brackets))
+    (an upper bound of what a parser would meet before any syntax error); with a ``limit``,
+    counting stops at the first level past it, which is returned.
+
+    With a ``limit``, brackets are first counted as they come, strings and all (cheap); only
+    a body that then looks too deep is counted again with its strings left out. (Brackets
+    inside strings can make an adversarial body look shallower to the first count: the
+    decoder's own recursion guard stays behind it, see :func:`decode_body`.)
+    """
+    if limit is not None:
+        quick = _deepest(content.translate(None, _NOT_BRACKETS), limit)
+        if quick <= limit:
+            return quick
+    return _deepest(_JSON_STRING.sub(b"", content).translate(None, _NOT_BRACKETS), limit)
 
 
 def decode_body(content: bytes, limits: PayloadLimits, *, over: bool = False) -> Any:
@@ -103,16 +122,20 @@ def decode_body(content: bytes, limits: PayloadLimits, *, over: bool = False) ->
             f"body larger than {limits.max_body_bytes} bytes (the client's maximum body size)",
             kind="too_large",
         )
-    depth = nesting_depth(content)
+    depth = nesting_depth(content, limits.max_json_depth)
     if depth > limits.max_json_depth:
         raise BodyRejected(
-            f"JSON nested {depth} levels deep, more than the client's maximum of "
-            f"{limits.max_json_depth}",
+            f"JSON nested more than {limits.max_json_depth} levels deep (the client's maximum)",
             kind="too_deep",
         )
     try:
         body = json.loads(content)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except RecursionError:
+        raise BodyRejected(
+            "JSON nested deeper than the decoder allows (brackets hidden in strings)",
+            kind="too_deep",
+        ) from None
+    except (ValueError, UnicodeDecodeError):
         raise BodyRejected(
             f"a body that is not valid JSON ({len(content)} bytes)", kind="not_json"
         ) from None

@@ -54,6 +54,16 @@ def test_a_refused_body_says_why(content: bytes, kind: str) -> None:
     assert refused.value.kind == kind
 
 
+def test_brackets_inside_strings_are_not_nesting() -> None:
+    body = b'{"description": "' + b"[" * 500 + b'"}'
+    assert decode_body(body, PayloadLimits(max_json_depth=8)) == {"description": "[" * 500}
+    # Brackets in strings that pair off with real ones: the decoder's own guard still holds.
+    hidden = b"[" + b'"]",[' * 3000 + b"1" + b',"["]' * 3000 + b"]"
+    with pytest.raises(BodyRejected) as refused:
+        decode_body(hidden, PayloadLimits())
+    assert refused.value.kind == "too_deep"
+
+
 def test_surrogate_pairs_are_text() -> None:
     assert decode_body(b'{"s": "\\ud83d\\ude00"}', PayloadLimits()) == {"s": "\U0001f600"}
 
@@ -144,7 +154,8 @@ async def test_a_body_refused_to_the_end_fails_that_sync_only() -> None:
     async with fake.client() as client:
         first = await client.sync_order("B1")
         second = await client.sync_order("B2")
-    assert first.outcome == "failed" and "JSON nested 200001 levels deep" in (first.error or "")
+    assert first.outcome == "failed"
+    assert "JSON nested more than 64 levels deep" in (first.error or "")
     assert second.outcome == "ok"
 
 

@@ -76,7 +76,7 @@ def _without(found: set[Finding], order_no: str) -> set[Finding]:
 # (kind, quarantine kind, words of the reason), one order each.
 SYNC_SPOILS = [
     (SpoilKind.HUGE_INTEGER, "out_of_range", "orderUsage 100000000000000000000 is beyond BIGINT"),
-    (SpoilKind.DEEP_NESTING, "too_deep", "JSON nested 200001 levels deep"),
+    (SpoilKind.DEEP_NESTING, "too_deep", "JSON nested more than 64 levels deep"),
     (SpoilKind.NOT_JSON, "not_json", "not valid JSON"),
     (SpoilKind.HUGE_BODY, "too_large", "body larger than 524288 bytes"),
     (SpoilKind.CONTROL_CHARACTERS, "control_characters", "iccid"),
@@ -165,7 +165,7 @@ def test_spoiled_list_pages_and_records_cost_one_record_each(
 
     nested = by_kind["esimtrade_orders", "too_deep"]
     assert nested["source_endpoint"] == "/reseller/orders?page=2&pageSize=5"
-    assert "JSON nested 200001 levels deep" in nested["reason"] and nested["truncated"]
+    assert "JSON nested more than 64 levels deep" in nested["reason"] and nested["truncated"]
     not_json = by_kind["pressone_orders", "not_json"]
     assert not_json["source_endpoint"].endswith("page=3")
     assert not_json["raw_text"].startswith("<html>")
