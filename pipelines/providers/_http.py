@@ -382,6 +382,13 @@ class HttpEngine:
                     retryable=True,
                     **common,
                 ) from None
+            except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
+                # A reader tripped over a value nobody foresaw: this record, not the run.
+                reason = excerpt(f"unreadable record ({type(exc).__name__}: {exc})", self._secrets)
+                self._quarantine(content, endpoint, status, "bad_shape", reason, received)
+                raise BadPayloadError(
+                    f"{label}: HTTP {status}; record quarantined: {reason}", **common
+                ) from None
 
         body = _try_json(content, self.limits)
         message, code = error_details(body)

@@ -502,7 +502,7 @@ class Listing(Generic[T]):
             try:
                 record = self._parse_item(raw)
                 key = self._key(record)
-            except (ValueError, TypeError) as exc:
+            except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
                 digest = _content_digest(raw)
                 keys.append(("invalid", digest))
                 if digest not in self._invalid_seen:

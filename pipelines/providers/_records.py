@@ -33,6 +33,7 @@ from ._scalars import (
     as_int,
     as_str,
     decimal_problem,
+    float_problem,
     int_problem,
     text_problem,
 )
@@ -88,6 +89,13 @@ def column_decimal(value: Any, key: str) -> Decimal | None:
     return number
 
 
+def column_float(value: Any, key: str) -> float | None:
+    number = as_float(value)
+    if number is None and (problem := float_problem(value)):
+        raise _rejected(key, value, problem)
+    return number
+
+
 def _lenient(reader: Callable[[Any], Any]) -> Callable[[Any, str], Any]:
     return lambda value, _key: reader(value)
 
@@ -98,7 +106,7 @@ def _lenient(reader: Callable[[Any], Any]) -> Callable[[Any, str], Any]:
 _READERS: dict[str, Callable[[Any, str], Any]] = {
     "str | None": column_str,
     "int | None": column_int,
-    "float | None": _lenient(as_float),
+    "float | None": column_float,
     "bool | None": _lenient(as_bool),
     "Decimal | None": column_decimal,
     "datetime | None": _lenient(as_datetime),

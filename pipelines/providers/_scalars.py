@@ -26,6 +26,7 @@ __all__ = [
     "as_int",
     "as_str",
     "decimal_problem",
+    "float_problem",
     "int_problem",
     "text_problem",
     "utc_now",
@@ -58,7 +59,10 @@ def as_float(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            return None
     elif isinstance(value, str):
         try:
             number = float(value.strip())
@@ -120,10 +124,10 @@ def as_datetime(value: Any) -> datetime | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        if not math.isfinite(value):
-            return None
-        seconds = value / 1000 if abs(value) > 100_000_000_000 else value
         try:
+            if not math.isfinite(value):
+                return None
+            seconds = value / 1000 if abs(value) > 100_000_000_000 else value
             return datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError):
             return None
@@ -154,6 +158,24 @@ def int_problem(value: int, *, bits: int = 64) -> str | None:
     if low <= value <= high:
         return None
     return f"is beyond {'BIGINT' if bits == 64 else 'INTEGER'}"
+
+
+def float_problem(value: Any) -> str | None:
+    """Why a number that reads as no float (see :func:`as_float`) cannot go into a DOUBLE
+    column: it is infinite or beyond any float. Not-a-number and non-numbers are no problem
+    (they read as ``None``, like a missing value)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return "is beyond DOUBLE" if as_float(value) is None else None
+    if isinstance(value, float):
+        return "is beyond DOUBLE" if math.isinf(value) else None
+    if isinstance(value, str):
+        try:
+            return "is beyond DOUBLE" if math.isinf(float(value.strip())) else None
+        except ValueError:
+            return None
+    return None
 
 
 def decimal_problem(value: Decimal) -> str | None:

@@ -15,7 +15,12 @@ from pipelines.providers import PayloadLimits
 from pipelines.providers._errors import BodyRejected, RecordRejected
 from pipelines.providers._paging import FetchedPage, Listing, PageInfo
 from pipelines.providers._payload import decode_body, nesting_depth, read_capped
-from pipelines.providers._records import ESIMTradeEsim, ESIMTradeListedOrder, PressOneOrder
+from pipelines.providers._records import (
+    ESIMTradeEsim,
+    ESIMTradeListedOrder,
+    PressOneOrder,
+    PressOneUsage,
+)
 from tests.providers.providers_fakes import (
     FakeESIMTrade,
     FakePressOne,
@@ -108,6 +113,15 @@ def test_amounts_and_small_integers_have_their_own_bounds() -> None:
     # Free text is kept as given.
     order = PressOneOrder.from_json(pressone_order(1, description="line one\nline two\t"))
     assert order.description == "line one\nline two\t"
+
+
+@pytest.mark.parametrize("total", [10**400, float("inf"), "-1e999"])
+def test_a_usage_amount_beyond_double_refuses_the_record(total: Any) -> None:
+    with pytest.raises(RecordRejected, match=r"total .* is beyond DOUBLE"):
+        PressOneUsage.from_json("8944", {"total": total, "remaining": 1})
+    # Epoch seconds beyond any date read as no date, as before.
+    assert PressOneUsage.from_json("8944", {"expired_at": 10**400}).expired_at is None
+    assert PressOneUsage.from_json("8944", {"total": "NaN"}).total is None
 
 
 async def test_a_sync_with_a_value_beyond_its_column_fails_once_and_is_quarantined() -> None:
