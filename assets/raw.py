@@ -25,6 +25,7 @@ from assets._metadata import markdown_table, stats_dict
 from assets.partitions import ListWindow, esimtrade_created_minute, list_partitions, window_of
 from pipelines import progress
 from pipelines.local_orders import LocalOrdersError, read_local_orders
+from pipelines.local_orders_db import LocalOrdersQuery, duplicate_rows, is_database_url
 from pipelines.models import build as build_models
 from pipelines.providers import (
     ESIMTradeListedOrder,
@@ -255,6 +256,8 @@ def local_orders(
     if not local_orders_file.path:
         raise dg.Failure(description="ESIM_RECON_LOCAL_ORDERS is not set")
     load = Load(context, warehouse, table="raw.local_orders", provider=None)
+    if is_database_url(local_orders_file.path):
+        return _local_orders_from_database(context, load, warehouse, local_orders_file)
     try:
         parsed = read_local_orders(local_orders_file.path)
     except (LocalOrdersError, OSError) as exc:
@@ -291,6 +294,127 @@ def local_orders(
             "iccid_check_digit_warnings": parsed.luhn_warnings,
             "rejected_preview": dg.MetadataValue.md(
                 markdown_table(["line_no", "reason"], preview) if preview else "_none_"
+            ),
+        }
+    )
+
+
+def _insert_frame(con: Any, table: str, frame: pl.DataFrame) -> None:
+    """Append a frame inside the caller's transaction (`table` is one of the names below)."""
+    if frame.height == 0:
+        return
+    con.register("_local_batch", frame.to_arrow())
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _local_batch")
+    finally:
+        con.unregister("_local_batch")
+
+
+# The accepted rows of this load that share an identity hash with another: the only rows that
+# can be exact duplicates (checked field by field in `duplicate_rows`).
+_DUPLICATE_CANDIDATES = """
+    SELECT o.line_no, o.payload::VARCHAR AS payload
+    FROM raw.local_orders AS o
+    JOIN (
+        SELECT line_no FROM _local_identities
+        QUALIFY count(*) OVER (PARTITION BY identity_hash) > 1
+    ) AS candidates USING (line_no)
+    WHERE o.run_id = ?
+"""
+
+
+def _local_orders_from_database(
+    context: dg.AssetExecutionContext,
+    load: Load,
+    warehouse: WarehouseResource,
+    local_orders_file: LocalOrdersResource,
+) -> dg.MaterializeResult:
+    """Stream the order database's rows into raw.local_orders in one DuckDB transaction.
+
+    The rows are read as Arrow batches from one Postgres snapshot and written batch by batch;
+    duplicate rows (identical to an earlier row with an ICCID) are found once all are in and
+    moved to raw.local_orders_rejected before the commit, so accepted and rejected rows land
+    together or not at all, and memory holds a batch, not the table.
+    """
+    assert local_orders_file.path is not None
+    luhn_warnings = 0
+    try:
+        with (
+            LocalOrdersQuery(local_orders_file.path, local_orders_file.query) as source,
+            warehouse.connect() as con,
+        ):
+            common = [
+                pl.lit(load.run_id).alias("run_id"),
+                pl.lit(load.started_at).dt.convert_time_zone("UTC").alias("loaded_at"),
+                pl.lit(source.source).alias("source_file"),
+            ]
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(
+                    "CREATE TEMP TABLE _local_identities (line_no INTEGER, identity_hash UBIGINT)"
+                )
+                for batch in source.batches():
+                    _insert_frame(con, "raw.local_orders", batch.accepted.with_columns(common))
+                    _insert_frame(
+                        con, "raw.local_orders_rejected", batch.rejected.with_columns(common)
+                    )
+                    _insert_frame(con, "_local_identities", batch.identities)
+                    luhn_warnings += batch.luhn_warnings
+                candidates = con.sql(_DUPLICATE_CANDIDATES, params=[load.run_id]).pl()
+                duplicates = duplicate_rows(candidates)
+                if duplicates.height:
+                    _insert_frame(con, "raw.local_orders_rejected", duplicates.with_columns(common))
+                    con.register("_local_duplicates", duplicates.select("line_no").to_arrow())
+                    con.execute(
+                        "DELETE FROM raw.local_orders WHERE run_id = ? AND line_no IN "
+                        "(SELECT line_no FROM _local_duplicates)",
+                        [load.run_id],
+                    )
+                    con.unregister("_local_duplicates")
+                con.execute("DROP TABLE _local_identities")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            accepted = con.execute(
+                "SELECT count(*)::BIGINT FROM raw.local_orders WHERE run_id = ?", [load.run_id]
+            ).fetchone()
+            reasons = dict(
+                con.execute(
+                    "SELECT split_part(reason, ':', 1) AS kind, count(*)::BIGINT "
+                    "FROM raw.local_orders_rejected WHERE run_id = ? GROUP BY kind ORDER BY kind",
+                    [load.run_id],
+                ).fetchall()
+            )
+            preview = con.execute(
+                "SELECT line_no, row_key, reason FROM raw.local_orders_rejected "
+                "WHERE run_id = ? ORDER BY line_no LIMIT 10",
+                [load.run_id],
+            ).fetchall()
+            extra_columns = source.extra_columns
+            source_name, query = source.source, source.sql
+    except LocalOrdersError as exc:
+        raise dg.Failure(description=f"local orders not loaded: {exc}") from None
+    rejected = sum(reasons.values())
+    load.rows_written = int(accepted[0]) if accepted else 0
+    load.log("complete", detail=f"{rejected} rejected")
+    if rejected:
+        context.log.warning(
+            f"{rejected} local row(s) rejected: {reasons}; see raw.local_orders_rejected"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "source_file": source_name,
+            "query": " ".join(query.split()),
+            "dagster/row_count": load.rows_written,
+            "rejected_rows": rejected,
+            "rejected_reasons": dg.MetadataValue.json(reasons),
+            "extra_columns_ignored": ", ".join(extra_columns) or "none",
+            "iccid_check_digit_warnings": luhn_warnings,
+            "rejected_preview": dg.MetadataValue.md(
+                markdown_table(["row", "row_key", "reason"], [tuple(row) for row in preview])
+                if preview
+                else "_none_"
             ),
         }
     )

@@ -126,3 +126,7 @@ CREATE TABLE IF NOT EXISTS raw.local_orders_rejected (
     reason       VARCHAR     NOT NULL,
     raw_line     VARCHAR
 );
+
+-- Rows read from the order database have no line: line_no is the row's position in the query's
+-- result and row_key names the row in the database (its id, else provider/order_no/iccid).
+ALTER TABLE raw.local_orders_rejected ADD COLUMN IF NOT EXISTS row_key VARCHAR;
