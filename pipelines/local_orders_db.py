@@ -360,15 +360,11 @@ def check_batch(table: pa.Table, columns: list[str], first_line: int) -> Databas
     accepted = pl.concat([accepted.cast(ACCEPTED_SCHEMA), slow_accepted], how="vertical")
 
     with_iccid = accepted.filter(pl.col("iccid").is_not_null())
+    as_read = frame.join(
+        with_iccid.select(pl.col("line_no").alias("__line_no")), on="__line_no", how="semi"
+    )
     identities = pl.DataFrame(
-        {
-            "line_no": with_iccid.get_column("line_no"),
-            "identity_hash": identity_hash(
-                frame.join(with_iccid.select(pl.col("line_no").alias("__line_no")), on="__line_no")
-            )
-            if with_iccid.height
-            else pl.Series([], dtype=pl.UInt64),
-        },
+        {"line_no": as_read.get_column("__line_no"), "identity_hash": identity_hash(as_read)},
         schema=IDENTITY_SCHEMA,
     )
     luhn_warnings = with_iccid.select(
