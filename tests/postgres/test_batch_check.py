@@ -16,7 +16,15 @@ from pipelines.local_orders_db import check_batch
 _texts = {
     "provider": ["esimtrade", "pressone", " PressOne ", "ESIMTRADE", "bogus", "", "esimtrade\t"],
     "order_no": ["B1", " B2 ", "", "\u00a0B3", "B\x1f4"],
-    "iccid": ["", "8948010000095399804", "8948010000095399805", " 89440000000000000123 ", "12"],
+    "iccid": [
+        "",
+        "8948010000095399804",
+        "8948010000095399805",
+        " 89440000000000000123 ",
+        "12",
+        "894400000000000000127",
+        "8944000000000000012",
+    ],
     "package_code": ["", "PUX79Y0PK", " pkg ", "x" * 1001],
     "status": ["active", "", " Ready ", "act\nive\n"],
     "amount": [
@@ -69,13 +77,15 @@ def test_a_batch_decides_every_row_as_the_file_path_does(batch: list[dict[str, s
     accepted = {row["line_no"]: row for row in checked.accepted.iter_rows(named=True)}
     rejected = {row["line_no"]: row["reason"] for row in checked.rejected.iter_rows(named=True)}
     assert len(accepted) + len(rejected) == len(batch)
+    luhn_warnings = 0
     for line_no, row in enumerate(batch, start=1):
         values = {name: row[name] for name in REQUIRED_COLUMNS}  # the file path's order
         try:
-            expected, _ = _check_row(values)
+            expected, luhn_warning = _check_row(values)
         except ValueError as exc:
             assert rejected.get(line_no) == f"invalid value: {exc}", values
             continue
+        luhn_warnings += luhn_warning
         got = accepted.get(line_no)
         assert got is not None, (values, rejected.get(line_no))
         for name, value in expected.items():
@@ -84,3 +94,4 @@ def test_a_batch_decides_every_row_as_the_file_path_does(batch: list[dict[str, s
                 assert actual == value, (name, values)
             else:
                 assert actual == value, (name, values, actual, value)
+    assert checked.luhn_warnings == luhn_warnings
