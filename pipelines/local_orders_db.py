@@ -21,12 +21,13 @@ leaves this module names the URL with the password removed.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as adbc_postgres
@@ -46,6 +47,7 @@ DEFAULT_QUERY = "select * from esim_orders"
 URL_SCHEMES = ("postgresql://", "postgres://")
 # Arrow batch size asked of the driver (bytes of one COPY chunk): ~100k rows of local orders.
 BATCH_BYTES = 16 * 1024 * 1024
+CONNECT_TIMEOUT_SECONDS = 15
 _SECRET_PARAMS = frozenset({"password", "passfile", "sslpassword"})
 
 ACCEPTED_SCHEMA: dict[str, pl.DataType] = {
@@ -109,6 +111,19 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+def connection_url(url: str) -> str:
+    """The URL as given, plus a connect timeout (libpq waits forever for a silent host) and an
+    application name the database administrator can recognise, unless the URL sets them."""
+    parts = urlsplit(url.strip())
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    names = {key for key, _ in params}
+    if "connect_timeout" not in names and not os.environ.get("PGCONNECT_TIMEOUT"):
+        params.append(("connect_timeout", str(CONNECT_TIMEOUT_SECONDS)))
+    if "application_name" not in names and not os.environ.get("PGAPPNAME"):
+        params.append(("application_name", "esim-recon"))
+    return urlunsplit(parts._replace(query=urlencode(params)))
+
+
 def _password_of(url: str) -> str | None:
     parts = urlsplit(url.strip())
     secrets = [parts.password] + [
@@ -129,7 +144,8 @@ def _driver_message(exc: BaseException, url: str) -> str:
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     password = _password_of(url)
     if password:
-        first = first.replace(password, "***")
+        for form in {password, unquote(password)}:
+            first = first.replace(form, "***")
     return " ".join(first.split())[:300]
 
 
@@ -188,7 +204,7 @@ class LocalOrdersQuery:
 
     def __enter__(self) -> LocalOrdersQuery:
         try:
-            self._connection = adbc_postgres.connect(self.url.strip())
+            self._connection = adbc_postgres.connect(connection_url(self.url))
         except adbc_driver_manager.Error as exc:
             raise LocalOrdersError(
                 f"{self.source}: cannot connect: {_driver_message(exc, self.url)}"

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.local_orders import REQUIRED_COLUMNS, _check_row
-from pipelines.local_orders_db import check_batch
+from pipelines.local_orders_db import check_batch, connection_url, redact_url
 
 _texts = {
     "provider": ["esimtrade", "pressone", " PressOne ", "ESIMTRADE", "bogus", "", "esimtrade\t"],
@@ -95,3 +95,13 @@ def test_a_batch_decides_every_row_as_the_file_path_does(batch: list[dict[str, s
             else:
                 assert actual == value, (name, values, actual, value)
     assert checked.luhn_warnings == luhn_warnings
+
+
+def test_a_database_url_is_shown_without_its_password_and_connects_with_a_timeout() -> None:
+    url = "postgresql://reseller:s%40cret-9f2@db.internal:6432/shop?sslmode=require&password=x2"
+    shown = redact_url(url)
+    assert shown == "postgresql://reseller@db.internal:6432/shop?sslmode=require"
+    connecting = connection_url(url)
+    assert "connect_timeout=15" in connecting and "application_name=esim-recon" in connecting
+    assert "s%40cret-9f2" in connecting  # the driver still gets the password
+    assert connection_url(url + "&connect_timeout=3").count("connect_timeout") == 1
