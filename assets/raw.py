@@ -310,17 +310,50 @@ def _insert_frame(con: Any, table: str, frame: pl.DataFrame) -> None:
         con.unregister("_local_batch")
 
 
-# The accepted rows of this load that share an identity hash with another: the only rows that
-# can be exact duplicates (checked field by field in `duplicate_rows`).
-_DUPLICATE_CANDIDATES = """
+# Rows loaded earlier in this load whose identity hash one of the batch's rows shares.
+_EARLIER_SAME_HASH = """
+    SELECT DISTINCT s.line_no, s.identity_hash
+    FROM _local_identities AS s
+    JOIN _batch_identities AS b USING (identity_hash)
+"""
+_PAYLOADS_OF_LINES = """
     SELECT o.line_no, o.payload::VARCHAR AS payload
     FROM raw.local_orders AS o
-    JOIN (
-        SELECT line_no FROM _local_identities
-        QUALIFY count(*) OVER (PARTITION BY identity_hash) > 1
-    ) AS candidates USING (line_no)
-    WHERE o.run_id = ?
+    WHERE o.run_id = ? AND o.line_no IN (SELECT line_no FROM _earlier_lines)
 """
+
+
+def _duplicates_in_batch(con: Any, run_id: str, batch: Any) -> pl.DataFrame:
+    """The batch's rows identical (in every required field, as read) to an earlier row of this
+    load that has an ICCID: the same eSIM written twice. Hashes pick the candidates; the
+    comparison itself is on the fields (`duplicate_rows`)."""
+    identities: pl.DataFrame = batch.identities
+    if identities.height == 0:
+        return duplicate_rows(pl.DataFrame(schema={"line_no": pl.Int32, "payload": pl.String}))
+    con.register("_batch_identities", identities.to_arrow())
+    try:
+        earlier = con.sql(_EARLIER_SAME_HASH).pl()
+    finally:
+        con.unregister("_batch_identities")
+    repeated = identities.filter(
+        pl.col("identity_hash").is_duplicated()
+        | pl.col("identity_hash").is_in(earlier.get_column("identity_hash").implode())
+    )
+    if repeated.height == 0:
+        return duplicate_rows(pl.DataFrame(schema={"line_no": pl.Int32, "payload": pl.String}))
+    earlier_payloads = pl.DataFrame(schema={"line_no": pl.Int32, "payload": pl.String})
+    if earlier.height:
+        con.register("_earlier_lines", earlier.select("line_no").to_arrow())
+        try:
+            earlier_payloads = (
+                con.sql(_PAYLOADS_OF_LINES, params=[run_id]).pl().cast({"line_no": pl.Int32})
+            )
+        finally:
+            con.unregister("_earlier_lines")
+    batch_payloads = batch.accepted.join(repeated.select("line_no"), on="line_no", how="semi")
+    candidates = pl.concat([earlier_payloads, batch_payloads.select("line_no", "payload")])
+    found = duplicate_rows(candidates)
+    return found.join(repeated.select("line_no"), on="line_no", how="semi")
 
 
 def _local_orders_from_database(
@@ -329,12 +362,12 @@ def _local_orders_from_database(
     warehouse: WarehouseResource,
     local_orders_file: LocalOrdersResource,
 ) -> dg.MaterializeResult:
-    """Stream the order database's rows into raw.local_orders in one DuckDB transaction.
+    """Stream the order database's rows into raw.local_orders, a batch at a time.
 
-    The rows are read as Arrow batches from one Postgres snapshot and written batch by batch;
-    duplicate rows (identical to an earlier row with an ICCID) are found once all are in and
-    moved to raw.local_orders_rejected before the commit, so accepted and rejected rows land
-    together or not at all, and memory holds a batch, not the table.
+    The rows are read as Arrow batches from one Postgres snapshot; each batch's accepted and
+    rejected rows (duplicates of earlier rows included) are written in one DuckDB transaction,
+    so memory holds a batch, not the table. As for every load, only a load logged `complete`
+    counts: a load that fails half way leaves rows nobody reads.
     """
     assert local_orders_file.path is not None
     luhn_warnings = 0
@@ -348,34 +381,34 @@ def _local_orders_from_database(
                 pl.lit(load.started_at).dt.convert_time_zone("UTC").alias("loaded_at"),
                 pl.lit(source.source).alias("source_file"),
             ]
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(
-                    "CREATE TEMP TABLE _local_identities (line_no INTEGER, identity_hash UBIGINT)"
+            # Identity hashes of the rows loaded so far (12 bytes a row, spilled by DuckDB).
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _local_identities "
+                "(line_no INTEGER, identity_hash UBIGINT)"
+            )
+            for batch in source.batches():
+                duplicates = _duplicates_in_batch(con, load.run_id, batch)
+                accepted_rows = batch.accepted.join(
+                    duplicates.select("line_no"), on="line_no", how="anti"
                 )
-                for batch in source.batches():
-                    _insert_frame(con, "raw.local_orders", batch.accepted.with_columns(common))
+                new_identities = batch.identities.join(
+                    duplicates.select("line_no"), on="line_no", how="anti"
+                )
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    _insert_frame(con, "raw.local_orders", accepted_rows.with_columns(common))
                     _insert_frame(
-                        con, "raw.local_orders_rejected", batch.rejected.with_columns(common)
+                        con,
+                        "raw.local_orders_rejected",
+                        pl.concat([batch.rejected, duplicates]).with_columns(common),
                     )
-                    _insert_frame(con, "_local_identities", batch.identities)
-                    luhn_warnings += batch.luhn_warnings
-                candidates = con.sql(_DUPLICATE_CANDIDATES, params=[load.run_id]).pl()
-                duplicates = duplicate_rows(candidates)
-                if duplicates.height:
-                    _insert_frame(con, "raw.local_orders_rejected", duplicates.with_columns(common))
-                    con.register("_local_duplicates", duplicates.select("line_no").to_arrow())
-                    con.execute(
-                        "DELETE FROM raw.local_orders WHERE run_id = ? AND line_no IN "
-                        "(SELECT line_no FROM _local_duplicates)",
-                        [load.run_id],
-                    )
-                    con.unregister("_local_duplicates")
-                con.execute("DROP TABLE _local_identities")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+                    _insert_frame(con, "_local_identities", new_identities)
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                luhn_warnings += batch.luhn_warnings
+            con.execute("DROP TABLE _local_identities")
             accepted = con.execute(
                 "SELECT count(*)::BIGINT FROM raw.local_orders WHERE run_id = ?", [load.run_id]
             ).fetchone()

@@ -186,7 +186,7 @@ class LocalOrdersQuery:
 
     url: str
     query: str | None = None
-    batch_bytes: int = BATCH_BYTES
+    batch_bytes: int | None = None  # None: BATCH_BYTES
     columns: list[str] = field(default_factory=list)
     _connection: Any = None
 
@@ -260,7 +260,11 @@ class LocalOrdersQuery:
         try:
             with self._connection.cursor() as cursor:
                 cursor.adbc_statement.set_options(
-                    **{"adbc.postgresql.batch_size_hint_bytes": str(self.batch_bytes)}
+                    **{
+                        "adbc.postgresql.batch_size_hint_bytes": str(
+                            self.batch_bytes or BATCH_BYTES
+                        )
+                    }
                 )
                 cursor.execute(self._text_query())
                 reader = cursor.fetch_record_batch()

@@ -16,6 +16,7 @@ import duckdb
 import pytest
 
 from assets.raw import local_orders
+from pipelines import local_orders_db
 from pipelines.local_orders_db import redact_url
 from pipelines.resources import LocalOrdersResource, WarehouseResource
 from pipelines.simulator import RateLimits, generate_dataset, serve
@@ -137,9 +138,16 @@ def _metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
     return {key: value.value for key, value in event.materialization.metadata.items()}
 
 
+@pytest.mark.parametrize("batch_bytes", [None, 300], ids=["one-batch", "batches-of-a-few-rows"])
 def test_the_database_rows_load_and_are_quarantined_exactly_as_the_same_csv_rows(
-    orders_db: OrdersDatabase, tmp_path: Path
+    orders_db: OrdersDatabase,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    batch_bytes: int | None,
 ) -> None:
+    if batch_bytes is not None:
+        # Duplicates then span batches: row 17 repeats row 1 of another batch.
+        monkeypatch.setattr(local_orders_db, "BATCH_BYTES", batch_bytes)
     orders_db.execute(TEXT_TABLE, f"ALTER TABLE orders_as_text OWNER TO {orders_db.user}")
     _insert_text_rows(orders_db, ROWS)
     query = "select * from orders_as_text order by id"
