@@ -155,6 +155,12 @@ def _quote_identifier(name: str) -> str:
 
 def _column_names(source: str, names: list[str]) -> list[str]:
     normalised = [name.strip().lower() for name in names]
+    twice = sorted({name for name in normalised if normalised.count(name) > 1})
+    if twice:
+        raise LocalOrdersError(
+            f"{source}: the query returns column(s) {', '.join(twice)} more than once "
+            "(set ESIM_RECON_LOCAL_ORDERS_QUERY)"
+        )
     missing = [column for column in REQUIRED_COLUMNS if column not in normalised]
     if missing:
         raise LocalOrdersError(
@@ -188,6 +194,7 @@ class LocalOrdersQuery:
     query: str | None = None
     batch_bytes: int | None = None  # None: BATCH_BYTES
     columns: list[str] = field(default_factory=list)
+    _names: list[str] = field(default_factory=list)  # as the query names them
     _connection: Any = None
 
     @property
@@ -251,7 +258,8 @@ class LocalOrdersQuery:
             f"q.{_quote_identifier(original)}::text AS {_quote_identifier(name)}"
             for original, name in zip(self._names, self.columns, strict=True)
         )
-        return f"SELECT {selected} FROM ({self.sql}) AS q"
+        # The query on its own lines: a trailing `-- comment` in it ends before the parenthesis.
+        return f"SELECT {selected} FROM (\n{self.sql}\n) AS q"
 
     def batches(self) -> Iterator[DatabaseBatch]:
         if self._connection is None:

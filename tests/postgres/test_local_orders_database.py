@@ -251,6 +251,11 @@ def _failing_sources(orders_db: OrdersDatabase) -> dict[str, tuple[str, str | No
             "select provider, order_no, iccid from esim_orders",
             "the query returns no column(s) package_code, status, amount, currency, created_at",
         ),
+        "a-column-twice": (
+            orders_db.url,
+            "select *, provider from esim_orders",
+            "the query returns column(s) provider more than once",
+        ),
     }
 
 
