@@ -1,7 +1,7 @@
 """A real PostgreSQL server for the tests marked `postgres`.
 
 `.ci/run` starts a throwaway cluster and exports its admin URL as ESIM_RECON_TEST_PG_URL. Without
-it, the session starts its own cluster the same way (`.ci/pg-cluster`) and stops it at the end;
+it, the test run starts its own cluster the same way (`.ci/pg-cluster`) and stops it at the end;
 when that is impossible the tests skip on a developer machine and fail under CI (CI=true).
 Each test gets its own database and login role, both dropped afterwards.
 """
