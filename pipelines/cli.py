@@ -176,7 +176,7 @@ def _run_graph(
                 runnable, resources, db_path=settings.esim_recon_db, selection=selection, tags=tags
             )
     except RunError as exc:
-        _die(str(exc))
+        _die(str(exc), exc.exit_code)
     if not outcome.success:
         first = outcome.failures[0] if outcome.failures else "the run failed"
         more = f" (and {len(outcome.failures) - 1} more)" if len(outcome.failures) > 1 else ""

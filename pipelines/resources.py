@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -150,7 +151,17 @@ class PressOneResource(_ProviderResource):
 class LocalOrdersResource(dg.ConfigurableResource):
     """Where the reseller's own order records are (ESIM_RECON_LOCAL_ORDERS)."""
 
-    path: str | None = Field(default=None, description="CSV or Parquet file of local orders.")
+    path: str | None = Field(
+        default=None,
+        description="CSV or Parquet file of local orders, or a postgresql:// database URL.",
+    )
+    query: str | None = Field(
+        default=None,
+        description=(
+            "With a database URL: the query returning the local orders file's columns "
+            "(ESIM_RECON_LOCAL_ORDERS_QUERY; default `select * from esim_orders`)."
+        ),
+    )
 
 
 class ExportsResource(dg.ConfigurableResource):
@@ -191,6 +202,16 @@ def _secret(name: str, value: SecretStr | None) -> dg.EnvVar | str | None:
     return dg.EnvVar(name) if os.environ.get(name) == secret else secret
 
 
+def _local_orders_location(location: Path | str | None) -> dg.EnvVar | str | None:
+    """A database URL may hold its password: like the secrets, it reaches Dagster as a
+    reference to the environment variable where it can."""
+    if location is None:
+        return None
+    if isinstance(location, str):
+        return _secret("ESIM_RECON_LOCAL_ORDERS", SecretStr(location))
+    return str(location)
+
+
 def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """The resources of a real run, configured from the contract's environment variables."""
     tuning = {
@@ -224,7 +245,8 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
             **tuning,
         ),
         "local_orders_file": LocalOrdersResource(
-            path=str(settings.esim_recon_local_orders) if settings.esim_recon_local_orders else None
+            path=_local_orders_location(settings.esim_recon_local_orders),
+            query=settings.esim_recon_local_orders_query,
         ),
         "exports": ExportsResource(directory=str(settings.esim_recon_export_dir)),
         "run_options": RunOptionsResource(sync_seconds=settings.esim_recon_sync_seconds),

@@ -23,6 +23,7 @@ from pipelines.providers import (
 
 DEFAULT_DB = Path("data/esim_recon.duckdb")
 DEFAULT_EXPORT_DIR = Path("exports")
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")
 
 
 class ConfigError(ValueError):
@@ -40,7 +41,9 @@ class Settings(BaseSettings):
     esimtrade_base_url: str | None = None
     esimtrade_access_code: str | None = None
     esimtrade_secret_key: SecretStr | None = None
-    esim_recon_local_orders: Path | None = None
+    # A file path, or a database URL (postgresql://...) kept as text: a Path would fold its "//".
+    esim_recon_local_orders: Path | str | None = None
+    esim_recon_local_orders_query: str | None = None
     esim_recon_db: Path = DEFAULT_DB
     esim_recon_export_dir: Path = DEFAULT_EXPORT_DIR
     esim_recon_local_status_map: Path | None = None
@@ -69,6 +72,13 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("esim_recon_local_orders", mode="before")
+    @classmethod
+    def _path_or_database_url(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().lower().startswith(DATABASE_URL_SCHEMES):
+            return Path(value)
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("pressone_base_url", "esimtrade_base_url")
     @classmethod
@@ -110,6 +120,9 @@ class Settings(BaseSettings):
             )
         if self.esim_recon_local_orders is None:
             raise ConfigError("ESIM_RECON_LOCAL_ORDERS is not set (path of the local orders file)")
+        # A database is checked (connection, query, columns) just before the run starts.
+        if isinstance(self.esim_recon_local_orders, str):
+            return
         if not self.esim_recon_local_orders.is_file():
             raise ConfigError(
                 f"ESIM_RECON_LOCAL_ORDERS: no such file: {self.esim_recon_local_orders}"

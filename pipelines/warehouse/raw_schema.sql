@@ -159,3 +159,7 @@ COMMENT ON COLUMN raw.provider_quarantine.reason IS 'One line naming the value o
 COMMENT ON COLUMN raw.provider_quarantine.body_bytes IS 'Bytes received (the whole answer, or the record as JSON); reading stops just past the body size limit.';
 COMMENT ON COLUMN raw.provider_quarantine.truncated IS 'True when raw_text holds only the start of what was received.';
 COMMENT ON COLUMN raw.provider_quarantine.raw_text IS 'What was received, as text (secrets masked), at most 65,536 characters.';
+
+-- Rows read from the order database have no line: line_no is the row's position in the query's
+-- result and row_key names the row in the database (its id, else provider/order_no/iccid).
+ALTER TABLE raw.local_orders_rejected ADD COLUMN IF NOT EXISTS row_key VARCHAR;
