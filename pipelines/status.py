@@ -1,4 +1,5 @@
-"""What `esim-recon status` reports: the last run, row counts, findings and feed freshness.
+"""What `esim-recon status` reports: the last run, row counts, findings, money at risk and feed
+freshness.
 
 Everything is read-only: the Dagster instance in DAGSTER_HOME (default ./.dagster_home) for the
 runs, the DuckDB file for the rest. Nothing is created when either is missing.
@@ -14,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines.money import money_summary
 from pipelines.warehouse import RAW_TABLES, Warehouse
 
 OPEN_WAIT_SECONDS = 5.0
@@ -84,6 +86,9 @@ class Status:
     tables: dict[str, int]
     findings: list[dict[str, Any]]
     feeds: list[Feed]
+    # The money at risk of the open findings (pipelines.money.summary_json); empty before the
+    # reports exist.
+    money: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_runs(self) -> bool:
@@ -109,6 +114,7 @@ class Status:
                 "tables": self.tables,
                 "findings": self.findings,
                 "feeds": [asdict(feed) for feed in self.feeds],
+                "money": self.money,
             }
         )
 
@@ -216,6 +222,7 @@ def collect(db_path: Path, home: Path | None = None) -> Status:
     home = home or dagster_home()
     with Warehouse(db_path).connect(read_only=True, wait_seconds=OPEN_WAIT_SECONDS) as con:
         tables, findings, feeds, run_ids = _database_part(con)
+        money = money_summary(con)
     run = last_run(home)
     if run is not None:
         run.wrote_database = run.run_id in run_ids
@@ -227,4 +234,5 @@ def collect(db_path: Path, home: Path | None = None) -> Status:
         tables=tables,
         findings=findings,
         feeds=feeds,
+        money=money,
     )
