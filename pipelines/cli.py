@@ -171,7 +171,7 @@ def _print_money(console: Console, money: dict[str, Any] | None) -> None:
             amount = f"{line['amount']} {line['currency']}"
             table.add_row(line["money_direction"], str(line["findings"]), amount)
     console.print(table)
-    console.print(headline_text(money), markup=False)
+    console.print(headline_text(money), markup=False, soft_wrap=True)
 
 
 def _run_graph(
