@@ -31,7 +31,7 @@ ESIMTRADE: list[tuple[str, dict | None, dict | None, dict | None]] = [
     (
         E(1),
         {"status": "cancelled", "amount": "2.3455"},
-        {"cost_price": "2.3455"},
+        {"cost_price": "2.3455", "status": "got_resource"},
         {"esim_status": "GOT_RESOURCE"},
     ),
     # refunded locally, used at the provider
