@@ -53,6 +53,25 @@ order by attempts.asset
 
 _RUN_IDS_SQL = "select distinct run_id from raw.ingest_log"
 
+# Refused provider answers and records per asset and kind: in all, and in the asset's latest
+# load (its latest run that quarantined anything, compared with its latest load in the log).
+_QUARANTINE_SQL = """
+with latest_load as (
+    select asset, arg_max(run_id, finished_at) as run_id
+    from raw.ingest_log
+    group by asset
+)
+select
+    quarantine.asset,
+    quarantine.kind,
+    count(*) as total,
+    count(*) filter (where quarantine.run_id = latest_load.run_id) as latest_run
+from raw.provider_quarantine as quarantine
+left join latest_load using (asset)
+group by all
+order by 1, 2
+"""
+
 
 @dataclass
 class LastRun:
@@ -89,6 +108,8 @@ class Status:
     # The money at risk of the open findings (pipelines.money.summary_json); empty before the
     # reports exist.
     money: dict[str, Any] = field(default_factory=dict)
+    # Refused provider answers and records (raw.provider_quarantine) per asset and kind.
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def has_runs(self) -> bool:
@@ -115,6 +136,7 @@ class Status:
                 "findings": self.findings,
                 "feeds": [asdict(feed) for feed in self.feeds],
                 "money": self.money,
+                "quarantined": self.quarantined,
             }
         )
 
@@ -217,12 +239,20 @@ def _database_part(
     return tables, findings, feeds, run_ids
 
 
+def _quarantined(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    return [
+        {"asset": asset, "kind": kind, "count": int(total), "latest_run": int(latest)}
+        for asset, kind, total, latest in con.execute(_QUARANTINE_SQL).fetchall()
+    ]
+
+
 def collect(db_path: Path, home: Path | None = None) -> Status:
     """Read the status; raises `WarehouseError` when the file is missing or cannot be opened."""
     home = home or dagster_home()
     with Warehouse(db_path).connect(read_only=True, wait_seconds=OPEN_WAIT_SECONDS) as con:
         tables, findings, feeds, run_ids = _database_part(con)
         money = money_summary(con)
+        quarantined = _quarantined(con) if "raw.provider_quarantine" in tables else []
     run = last_run(home)
     if run is not None:
         run.wrote_database = run.run_id in run_ids
@@ -235,4 +265,5 @@ def collect(db_path: Path, home: Path | None = None) -> Status:
         findings=findings,
         feeds=feeds,
         money=money,
+        quarantined=quarantined,
     )
