@@ -35,7 +35,7 @@ from email.utils import parsedate_to_datetime
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from ._errors import ProviderError, RateLimitedError
+from ._errors import BadPayloadError, ProviderError, RateLimitedError
 from ._scalars import as_float
 
 __all__ = ["RetryPolicy", "parse_retry_after"]
@@ -108,6 +108,10 @@ class RetryPolicy:
     # A provider that answers nothing but 429 for this long (no run budget given) is left for
     # the next run rather than waited on forever.
     max_rate_limited_seconds: float = 3600.0
+    # Answers refused for their body (not JSON, too deep, too large, a bad shape) are often the
+    # same answer again (a proxy's error page, a provider bug): they get a sync's attempts even
+    # on a list page, whose walk asks for an unread page again in its later passes anyway.
+    max_refused_attempts: int = 6
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -120,6 +124,8 @@ class RetryPolicy:
             raise ValueError("jitter must be in [0, 1)")
         if self.max_rate_limited_seconds <= 0:
             raise ValueError("max_rate_limited_seconds must be positive")
+        if self.max_refused_attempts < 1:
+            raise ValueError("max_refused_attempts must be at least 1")
 
     def for_lists(self) -> RetryPolicy:
         """The patience of a list page: everything of the run depends on the list, which is a
@@ -190,6 +196,7 @@ class _CallBudget:
         "_patience",
         "_policy",
         "_rate_limited",
+        "_refused",
     )
 
     def __init__(self, policy: RetryPolicy, deadline: float | None, patience: float | None) -> None:
@@ -200,6 +207,7 @@ class _CallBudget:
         self._patience = patience if deadline is None else min(patience or deadline, deadline)
         self._giving_up = False
         self._failures = 0  # attempts that failed other than with a 429
+        self._refused = 0  # of which answers refused for their body
         self._rate_limited = 0  # 429s in a row
         self._limited_since: float | None = None
 
@@ -236,6 +244,8 @@ class _CallBudget:
             self._own_deadline += pause
             return pause
         self._failures += 1
+        if isinstance(exc, BadPayloadError):
+            self._refused += 1
         self._rate_limited = 0
         self._limited_since = None
         remaining = self.remaining()
@@ -252,6 +262,8 @@ class _CallBudget:
         if isinstance(_exception(state), RateLimitedError):
             return False  # wait() already weighed the 429 against the patience
         if self._failures >= self._policy.max_attempts:
+            return True
+        if self._refused >= self._policy.max_refused_attempts:
             return True
         # Stop when nothing of the budget would be left once the wait is over.
         return self.remaining() - state.upcoming_sleep <= 0

@@ -229,8 +229,10 @@ async def test_a_server_serving_fewer_rows_than_asked_is_measured_by_its_rows() 
 
 async def test_an_unreadable_page_is_skipped_asked_again_and_quarantined() -> None:
     fake = FakeESIMTrade([esimtrade_order(n) for n in range(30, 0, -1)])
-    # Refused through every attempt a list page gets (the list's patience), then answered.
-    attempts = FAST_RETRY.for_lists().max_attempts
+    # Refused through every attempt a refused answer gets (a sync's, even on a list page, so a
+    # proxy's error page costs seconds, not the list's whole patience), then answered.
+    attempts = FAST_RETRY.for_lists().max_refused_attempts
+    assert attempts < FAST_RETRY.for_lists().max_attempts
     refused = [httpx.Response(200, content=b"<html>proxy</html>")] * attempts
     original = fake.serve
 
