@@ -349,46 +349,72 @@ def demo(orders: int, seed: int, demo_dir: Path, runs: int, faults: float) -> No
     console.print(f"Status: esim-recon status --db {settings.esim_recon_db}", markup=False)
 
 
-@main.command(
-    epilog=(
-        "\b\nExamples:\n"
-        "  esim-recon sql \"SELECT * FROM reports.discrepancies WHERE severity = 'critical'\"\n"
-        '  esim-recon sql --csv "SELECT * FROM reports.usage" > usage.csv'
-    )
-)
+EPILOG_SQL = """\b
+Examples:
+  esim-recon sql "SELECT * FROM reports.discrepancies WHERE severity = 'critical'"
+  esim-recon sql --csv "SELECT * FROM reports.usage" > usage.csv
+  esim-recon sql --db demo/esim_recon.duckdb "SELECT count(*) FROM reports.discrepancies"
+
+On a terminal the result is a table; piped or redirected, tab-separated text with every value
+in full. The database is opened read-only and no other file can be read or written.
+"""
+
+
+def _write_delimited(columns: list[str], rows: list[tuple[str | None, ...]], dialect: str) -> None:
+    import csv
+
+    writer = csv.writer(sys.stdout, dialect=dialect, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(["" if cell is None else cell for cell in row] for row in rows)
+
+
+@main.command(epilog=EPILOG_SQL)
 @click.argument("query")
-@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print every row as CSV.")
 @click.option("--db", type=click.Path(path_type=Path), help="DuckDB file (default ESIM_RECON_DB).")
-@click.option("--limit", default=200, show_default=True, help="Rows shown in table mode.")
+@click.option("--limit", default=200, show_default=True, help="Rows shown without --csv.")
 def sql(query: str, as_csv: bool, db: Path | None, limit: int) -> None:
     """Read-only SQL on the DuckDB file."""
     import duckdb
 
-    from pipelines.exports import read_only_query
+    from pipelines.exports import EmptyQueryError, read_only_text_query
     from pipelines.warehouse import WarehouseError
 
     db_path = db or _settings().esim_recon_db
     try:
-        frame = read_only_query(db_path, query)
+        result = read_only_text_query(db_path, query, limit=None if as_csv else limit)
+    except EmptyQueryError as exc:
+        _die(f'{exc}: give a SELECT statement, e.g. esim-recon sql "SELECT 1"', 2)
     except WarehouseError as exc:  # missing file, or a run is writing it
         _die(str(exc))
+    except duckdb.PermissionException:
+        _die("the query reads or writes a file outside the database; this command cannot", 2)
     except duckdb.Error as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "read-only" in message.lower():
             _die(f"the database is opened read-only; this command cannot write ({message})")
         _die(f"query failed: {message}")
     if as_csv:
-        sys.stdout.write(frame.write_csv())
+        _write_delimited(result.columns, result.rows, "excel")
+        return
+    console = _console()
+    note = None
+    if result.total_rows > len(result.rows):
+        note = f"({result.total_rows} rows, first {len(result.rows)} shown; use --csv for all)"
+    if not console.is_terminal:
+        # Scripts and pagers get every value whole, never cut to a terminal's width.
+        _write_delimited(result.columns, result.rows, "excel-tab")
+        if note:
+            print(note, file=sys.stderr)
         return
     table = Table(show_lines=False)
-    for column in frame.columns:
-        table.add_column(column)
-    for row in frame.head(limit).iter_rows():
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
-    console = _console()
+    for column in result.columns:
+        table.add_column(column, overflow="fold")
+    for row in result.rows:
+        table.add_row(*("" if cell is None else cell for cell in row))
     console.print(table)
-    if frame.height > limit:
-        console.print(f"({frame.height} rows, first {limit} shown; use --csv for all)")
+    if note:
+        console.print(note, markup=False)
 
 
 @main.command(epilog="\b\nExample:\n  esim-recon export --out /srv/finance/esim")

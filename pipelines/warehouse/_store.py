@@ -78,9 +78,18 @@ class Warehouse:
 
     @contextmanager
     def connect(
-        self, *, read_only: bool = False, wait_seconds: float | None = None
+        self,
+        *,
+        read_only: bool = False,
+        wait_seconds: float | None = None,
+        sandboxed: bool = False,
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection to the file, waiting up to `wait_seconds` for another process's lock."""
+        """A connection to the file, waiting up to `wait_seconds` for another process's lock.
+
+        `sandboxed` (with `read_only`) also takes away every other file and the network: no
+        `COPY ... TO`, `ATTACH`, `read_csv` or `INSTALL`, and the setting cannot be turned back
+        on from SQL, so a query can write nothing anywhere.
+        """
         if read_only and not self.path.exists():
             raise WarehouseError(
                 f"no database at {self.path}: run `esim-recon run` (or `demo`) first"
@@ -94,13 +103,14 @@ class Warehouse:
             wait=wait_exponential(multiplier=0.1, max=2.0),
             reraise=False,
         )
+        config: dict[str, Any] = {
+            "memory_limit": self.memory_limit,
+            "preserve_insertion_order": False,
+        }
+        if sandboxed:
+            config |= {"enable_external_access": False, "lock_configuration": True}
         try:
-            con = retrying(
-                duckdb.connect,
-                str(self.path),
-                read_only=read_only,
-                config={"memory_limit": self.memory_limit, "preserve_insertion_order": False},
-            )
+            con = retrying(duckdb.connect, str(self.path), read_only=read_only, config=config)
         except RetryError as exc:
             if read_only:
                 message = (

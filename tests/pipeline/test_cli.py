@@ -250,3 +250,70 @@ def test_every_command_has_help_with_examples(tmp_path: Path) -> None:
         result = _cli([command, "--help"] if command else ["--help"], cwd=tmp_path)
         assert result.returncode == 0
         assert "Example" in result.stdout, command
+
+
+@pytest.fixture
+def orders_db(tmp_path: Path) -> Path:
+    db = tmp_path / "orders.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(
+        "CREATE TABLE orders AS SELECT 'B26010112000001' || i AS order_no, "
+        "'89440000000000000' || (10000 + i) AS iccid, INTERVAL (i) DAY AS age "
+        "FROM range(3) AS t(i)"
+    )
+    con.close()
+    return db
+
+
+def test_sql_prints_interval_columns(orders_db: Path) -> None:
+    for query in ("SELECT INTERVAL 1 DAY AS waited", "SELECT age FROM orders ORDER BY age"):
+        result = _cli(["sql", "--db", str(orders_db), query], cwd=orders_db.parent)
+        assert result.returncode == 0, result.stderr
+        assert "1 day" in result.stdout
+    csv_result = _cli(
+        ["sql", "--db", str(orders_db), "--csv", "SELECT age FROM orders"], orders_db.parent
+    )
+    assert csv_result.returncode == 0, csv_result.stderr
+    assert csv_result.stdout.splitlines()[:2] == ["age", "00:00:00"]
+
+
+def test_sql_writes_no_file_anywhere(orders_db: Path) -> None:
+    for query in (
+        "COPY (SELECT 1) TO 'copied.csv'",
+        "COPY orders TO 'copied.parquet' (FORMAT parquet)",
+        "EXPORT DATABASE 'exported'",
+        "ATTACH 'other.duckdb' AS other",
+    ):
+        result = _cli(["sql", "--db", str(orders_db), query], cwd=orders_db.parent)
+        assert result.returncode == 2, (query, result.stdout, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert "cannot" in result.stderr
+    assert sorted(path.name for path in orders_db.parent.iterdir()) == ["orders.duckdb"]
+
+
+@pytest.mark.parametrize("query", ["", "   ", ";", "/* only a comment */"])
+def test_sql_without_a_statement_is_an_error(orders_db: Path, query: str) -> None:
+    result = _cli(["sql", "--db", str(orders_db), query], cwd=orders_db.parent)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("esim-recon: ") and "query" in line
+
+
+def test_sql_piped_prints_every_value_whole(orders_db: Path) -> None:
+    result = _cli(
+        [
+            "sql",
+            "--db",
+            str(orders_db),
+            "SELECT order_no, iccid, order_no AS again, iccid AS "
+            "again_iccid, order_no || iccid AS both_keys FROM orders ORDER BY 1",
+        ],
+        cwd=orders_db.parent,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split("\t") == ["order_no", "iccid", "again", "again_iccid", "both_keys"]
+    assert lines[1].split("\t")[:2] == ["B260101120000010", "8944000000000000010000"]
+    assert lines[1].split("\t")[4] == "B2601011200000108944000000000000010000"
+    assert len(lines) == 4
