@@ -505,6 +505,11 @@ def _print_status(report: Status) -> None:
             console.print(f"  (it loaded nothing into {report.database})", markup=False)
         for failure in run.failures:
             console.print(f"  failed: {failure}", markup=False)
+        if run.continued_by:
+            console.print(
+                f"  reports rebuilt from the last complete loads by run {run.continued_by[:8]}",
+                markup=False,
+            )
         if run.status != "success":
             console.print(f"  last successful run ended {_when(run.last_success_at)}")
 

@@ -4,6 +4,7 @@ the reports still stand."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -185,6 +186,21 @@ def test_the_cli_names_the_provider_that_is_down_in_one_line(
             tmp_path,
             env,
         )
+        report = run_cli(["status", "--json"], tmp_path, env)
+        shown = run_cli(["status"], tmp_path, env)
     assert answer.returncode == 0, answer.stderr
     expected = _esimtrade_only(truth_findings(world.ground_truth()))
     assert answer.stdout.splitlines()[1] == str(len(expected))
+
+    # The on-call view: the run that lost a provider is a failure with its reason, even though
+    # the rebuild of the reports after it succeeded.
+    assert report.returncode == 0, report.stderr
+    last = json.loads(report.stdout)["last_run"]
+    assert last["status"] == "failure"
+    assert last["run_id"].startswith(line.split()[2])
+    assert last["continued_by"]
+    assert any("pressone could not be reached" in failure for failure in last["failures"])
+    assert shown.returncode == 0, shown.stderr
+    headline = next(row for row in shown.stdout.splitlines() if row.startswith("Last run:"))
+    assert "failure" in headline and "success" not in headline
+    assert "failed: pressone_orders: pressone could not be reached" in shown.stdout
