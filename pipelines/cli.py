@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -161,6 +162,7 @@ def _run_graph(
     full_sync: bool,
     budget: int | None,
     tags: dict[str, str] | None = None,
+    dagster_home: Path | None = None,
 ) -> Any:
     from pipelines.definitions import runnable
     from pipelines.resources import RunOptionsResource, resources_from_settings
@@ -173,7 +175,12 @@ def _run_graph(
     try:
         with _progress_bars():
             outcome = materialize_all(
-                runnable, resources, db_path=settings.esim_recon_db, selection=selection, tags=tags
+                runnable,
+                resources,
+                db_path=settings.esim_recon_db,
+                selection=selection,
+                tags=tags,
+                dagster_home=dagster_home,
             )
     except RunError as exc:
         _die(str(exc))
@@ -287,7 +294,10 @@ def run(
     type=click.Path(path_type=Path),
     default=Path("demo"),
     show_default=True,
-    help="Where the demo keeps its database, local orders and exports.",
+    help=(
+        "Where the demo keeps everything: database, local orders, exports and its own Dagster "
+        "home (dagster_home/), apart from real runs."
+    ),
 )
 @click.option(
     "--runs",
@@ -300,10 +310,13 @@ def run(
 def demo(orders: int, seed: int, demo_dir: Path, runs: int, faults: float) -> None:
     """Run end to end against the bundled simulator with generated local orders."""
     from pipelines.simulator import FaultConfig, RateLimits, generate_dataset, serve
+    from pipelines.status import DEMO_DAGSTER_HOME
 
     console = _console()
     started = time.monotonic()
     demo_dir.mkdir(parents=True, exist_ok=True)
+    # Its own run history: the demo's runs never mix with real ones in the Dagster UI.
+    demo_home = (demo_dir / DEMO_DAGSTER_HOME).resolve()  # where `status` looks for it too
     dataset = generate_dataset(seed=seed, orders=orders, drift_orders=orders // 50)
     local_file = demo_dir / "local_orders.csv"
     dataset.write_local_orders(local_file)
@@ -331,7 +344,9 @@ def demo(orders: int, seed: int, demo_dir: Path, runs: int, faults: float) -> No
                 dataset.advance()
                 console.print("The simulated world moved on (usage, state changes).")
             run_started = time.monotonic()
-            outcome = _run_graph(settings, selection=None, full_sync=True, budget=None)
+            outcome = _run_graph(
+                settings, selection=None, full_sync=True, budget=None, dagster_home=demo_home
+            )
             console.print(
                 f"Run {number}: {len(outcome.materialized)} assets in "
                 f"{time.monotonic() - run_started:.1f} s."
@@ -341,12 +356,46 @@ def demo(orders: int, seed: int, demo_dir: Path, runs: int, faults: float) -> No
         settings.esim_recon_db, settings.esim_recon_export_dir, time.monotonic() - started
     )
     console.print(f"Local orders: {local_file}; planted truth: {demo_dir / 'ground_truth.json'}")
-    console.print(
-        f"Query it: esim-recon sql --db {settings.esim_recon_db} "
-        '"SELECT discrepancy_type, count(*) FROM reports.discrepancies GROUP BY 1"',
-        markup=False,
-    )
-    console.print(f"Status: esim-recon status --db {settings.esim_recon_db}", markup=False)
+    command = _self_command()
+    db_option = shlex.quote(str(settings.esim_recon_db))
+    console.print("Next:", markup=False)
+    for line in (
+        f"  {command} sql --db {db_option} "
+        + shlex.quote("SELECT discrepancy_type, count(*) FROM reports.discrepancies GROUP BY 1"),
+        f"  {command} status --db {db_option}",
+        f"  DAGSTER_HOME={shlex.quote(str(demo_home))} {_dagster_command()} dev"
+        "   # the demo's runs in the Dagster UI",
+    ):
+        console.print(line, markup=False, soft_wrap=True)
+
+
+def _beside(path: Path) -> str:
+    """`path` relative to the working directory when it is inside it, else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def _self_command() -> str:
+    """How to run esim-recon again from this shell: the installed script as it was called."""
+    import shutil
+
+    invoked = Path(sys.argv[0])
+    if invoked.name == "esim-recon" and invoked.is_file():
+        on_path = shutil.which("esim-recon")
+        if on_path and Path(on_path).resolve() == invoked.resolve():
+            return "esim-recon"
+        return shlex.quote(_beside(invoked))
+    script = Path(sys.executable).with_name("esim-recon")
+    if script.is_file():
+        return shlex.quote(_beside(script))
+    return "python3 -m uv run esim-recon"
+
+
+def _dagster_command() -> str:
+    script = Path(sys.executable).with_name("dagster")
+    return shlex.quote(_beside(script)) if script.is_file() else "python3 -m uv run dagster"
 
 
 EPILOG_SQL = """\b

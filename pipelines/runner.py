@@ -41,10 +41,14 @@ class RunOutcome:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def ensure_dagster_home() -> Path:
-    """Dagster needs an absolute DAGSTER_HOME to keep run history; default to ./.dagster_home."""
-    configured = os.environ.get("DAGSTER_HOME")
-    home = Path(configured).resolve() if configured else Path.cwd() / ".dagster_home"
+def ensure_dagster_home(home: Path | None = None) -> Path:
+    """Dagster needs an absolute DAGSTER_HOME to keep run history: `home` when given (the demo
+    keeps its own), else DAGSTER_HOME, else ./.dagster_home."""
+    if home is not None:
+        home = home.resolve()
+    else:
+        configured = os.environ.get("DAGSTER_HOME")
+        home = Path(configured).resolve() if configured else Path.cwd() / ".dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     instance_config = home / "dagster.yaml"
     project_config = PROJECT_ROOT / "dagster.yaml"
@@ -262,13 +266,14 @@ def materialize_all(
     selection: str | None = None,
     lock_wait_seconds: float | None = None,
     tags: Mapping[str, str] | None = None,
+    dagster_home: Path | None = None,
 ) -> RunOutcome:
     """Materialize the graph (or `selection`) in this process, holding the run lock.
 
     When only provider ingestion failed, the skipped models and reports are rebuilt in a
     second run (`RunOutcome.continued_by`); the outcome still reports the failure.
     """
-    ensure_dagster_home()
+    ensure_dagster_home(dagster_home)
     _preflight(assets, resources, selection)
     wait = _lock_wait_seconds() if lock_wait_seconds is None else lock_wait_seconds
     lock = run_lock(db_path)

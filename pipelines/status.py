@@ -1,7 +1,7 @@
 """What `esim-recon status` reports: the last run, row counts, findings and feed freshness.
 
-Everything is read-only: the Dagster instance in DAGSTER_HOME (default ./.dagster_home) for the
-runs, the DuckDB file for the rest. Nothing is created when either is missing.
+Everything is read-only: the Dagster instance for the runs (see `dagster_home`), the DuckDB file
+for the rest. Nothing is created when either is missing.
 """
 
 from __future__ import annotations
@@ -115,8 +115,18 @@ class Status:
         )
 
 
-def dagster_home() -> Path:
-    """Where the runs are recorded, as `esim-recon run` chooses it (not created here)."""
+# Where `esim-recon demo` keeps its own run history, beside its database.
+DEMO_DAGSTER_HOME = "dagster_home"
+
+
+def dagster_home(db_path: Path | None = None) -> Path:
+    """Where the runs that wrote `db_path` are recorded (nothing is created here): the
+    `dagster_home` folder beside the database when there is one (the demo's), else
+    DAGSTER_HOME, else ./.dagster_home as `esim-recon run` chooses it."""
+    if db_path is not None:
+        beside = db_path.parent / DEMO_DAGSTER_HOME
+        if (beside / "dagster.yaml").is_file():
+            return beside.resolve()
     configured = os.environ.get("DAGSTER_HOME")
     return Path(configured).resolve() if configured else Path.cwd() / ".dagster_home"
 
@@ -237,7 +247,7 @@ def _database_part(
 
 def collect(db_path: Path, home: Path | None = None) -> Status:
     """Read the status; raises `WarehouseError` when the file is missing or cannot be opened."""
-    home = home or dagster_home()
+    home = home or dagster_home(db_path)
     with Warehouse(db_path).connect(read_only=True, wait_seconds=OPEN_WAIT_SECONDS) as con:
         tables, findings, feeds, run_ids = _database_part(con)
     run = last_run(home)

@@ -9,6 +9,7 @@ import os
 import pty
 import re
 import select
+import shlex
 import shutil
 import struct
 import subprocess
@@ -44,7 +45,12 @@ def _environment(env: dict[str, str] | None) -> dict[str, str]:
 
 
 def _cli_on_a_terminal(
-    args: list[str], cwd: Path, env: dict[str, str], stream: str, timeout: float = 300
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    stream: str,
+    timeout: float = 300,
+    command: list[str] | None = None,
 ) -> tuple[int, bytes, bytes]:
     """Run the CLI with `stream` (stdout or stderr) on a pseudo-terminal; return the exit code,
     the other stream's bytes and the terminal's bytes."""
@@ -52,7 +58,7 @@ def _cli_on_a_terminal(
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, stream: slave}
     environment = _environment(env) | {"TERM": "xterm-256color"}
-    process = subprocess.Popen(CLI + args, cwd=cwd, env=environment, **streams)
+    process = subprocess.Popen((command or CLI) + args, cwd=cwd, env=environment, **streams)
     os.close(slave)
     other = process.stderr if stream == "stdout" else process.stdout
     assert other is not None
@@ -75,19 +81,67 @@ def _cli_on_a_terminal(
     return returncode, b"".join(received[other.fileno()]), b"".join(received[master])
 
 
+# The installed script, as a user runs it after `uv sync` (its own path shows in the hints).
+SCRIPT = Path(sys.executable).with_name("esim-recon")
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One demo run per module, stderr on a terminal (progress bars), stdout piped."""
+    """One demo run per module in a fresh checkout (a git work tree with the project's
+    .gitignore), stderr on a terminal (progress bars), stdout piped."""
     cwd = tmp_path_factory.mktemp("cli_demo")
-    home = cwd / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    env = {"DAGSTER_HOME": str(home), "NO_COLOR": "1"}
+    shutil.copyfile(PROJECT_ROOT / ".gitignore", cwd / ".gitignore")
+    subprocess.run(["git", "init", "-q", str(cwd)], check=True)
+    env = {"NO_COLOR": "1"}
     returncode, stdout, terminal = _cli_on_a_terminal(
-        ["demo", "--orders", "300", "--dir", "demo"], cwd, env, stream="stderr"
+        ["demo", "--orders", "300", "--dir", "demo"],
+        cwd,
+        env,
+        stream="stderr",
+        command=[str(SCRIPT)],
     )
     assert returncode == 0, terminal.decode(errors="replace")[-3000:]
     return {"cwd": cwd, "env": env, "stdout": stdout.decode(), "terminal": terminal.decode()}
+
+
+@pytest.mark.slow
+def test_demo_keeps_everything_under_demo_and_ignored(demo: dict) -> None:
+    cwd = demo["cwd"]
+    assert sorted(path.name for path in cwd.iterdir()) == [".git", ".gitignore", "demo"]
+    home = cwd / "demo" / "dagster_home"
+    assert (home / "dagster.yaml").is_file() and (home / "storage").is_dir()
+    untracked = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert untracked == ["?? .gitignore"]
+
+
+@pytest.mark.slow
+def test_the_demo_next_commands_work_as_printed(demo: dict) -> None:
+    lines = demo["stdout"].splitlines()
+    hints = lines[lines.index("Next:") + 1 :]
+    assert len(hints) == 3
+    for hint in hints[:2]:
+        args = shlex.split(hint)
+        assert args[0] == str(SCRIPT)  # not on PATH here: the script's own path
+        result = subprocess.run(
+            args,
+            cwd=demo["cwd"],
+            env=_environment({"NO_COLOR": "1"}),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, (hint, result.stderr)
+        assert result.stdout.strip()
+    assert "Last run:" in result.stdout and "success" in result.stdout
+    ui = shlex.split(hints[2].split("#")[0])
+    assert ui[0] == f"DAGSTER_HOME={demo['cwd'] / 'demo' / 'dagster_home'}"
+    assert Path(ui[1]).name == "dagster" and Path(ui[1]).is_file() and ui[2] == "dev"
 
 
 @pytest.mark.slow
