@@ -64,6 +64,38 @@ _LIST = {
 }
 
 
+# Each list asset carries this check, passed by every load that completes. A list load that
+# fails leaves it failed (Dagster marks a planned check of a failed step so): a partitioned
+# asset whose unpartitioned (full) load failed has no failed partition to show, and the check
+# is what turns it red in the asset catalog and the lineage graph.
+LIST_LOAD_CHECK = "list_load_completed"
+
+
+def _list_load_check(asset: str) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            LIST_LOAD_CHECK,
+            asset=asset,
+            description=(
+                "The latest load of this list completed (a provider failure fails it; see the "
+                "step's error and raw.ingest_log)."
+            ),
+        )
+    ]
+
+
+def _with_list_load_check(result: dg.MaterializeResult) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        metadata=result.metadata,
+        data_version=result.data_version,
+        tags=result.tags,
+        check_results=[
+            *result.check_results,
+            dg.AssetCheckResult(check_name=LIST_LOAD_CHECK, passed=True),
+        ],
+    )
+
+
 class _Outcome(Protocol):
     outcome: str
 
@@ -323,6 +355,7 @@ def _esimtrade_order_rows(run_id: str, page: Page[ESIMTradeListedOrder]) -> list
     **_LIST,
     kinds={"duckdb", "api"},
     tags={"layer": "raw", "provider": "esimtrade"},
+    check_specs=_list_load_check("esimtrade_orders"),
     description=(
         "eSIMTrade's stored copy of the reseller's orders (GET /reseller/orders), paged "
         "drift-safely and appended to raw.esimtrade_orders. Unpartitioned runs walk the whole "
@@ -336,15 +369,17 @@ def esimtrade_orders(
 ) -> dg.MaterializeResult:
     load = Load(context, warehouse, table="raw.esimtrade_orders", provider="esimtrade")
     if not esimtrade.enabled:
-        return load.skipped("ESIMTRADE_BASE_URL")
-    return _ingest_list(
-        load,
-        lambda client: client.iter_orders(),
-        _esimtrade_order_rows,
-        open_client=esimtrade.client,
-        window=window_of(context),
-        created_at=lambda order: esimtrade_created_minute(order.provider_order_no),
-        stop_early=True,
+        return _with_list_load_check(load.skipped("ESIMTRADE_BASE_URL"))
+    return _with_list_load_check(
+        _ingest_list(
+            load,
+            lambda client: client.iter_orders(),
+            _esimtrade_order_rows,
+            open_client=esimtrade.client,
+            window=window_of(context),
+            created_at=lambda order: esimtrade_created_minute(order.provider_order_no),
+            stop_early=True,
+        )
     )
 
 
@@ -453,6 +488,7 @@ def _pressone_order_rows(run_id: str, page: Page[PressOneOrder]) -> list[Row]:
     **_LIST,
     kinds={"duckdb", "api"},
     tags={"layer": "raw", "provider": "pressone"},
+    check_specs=_list_load_check("pressone_orders"),
     description=(
         "PressOne's order list (GET /customer/v2/orders?include=sims,status), paged drift-safely; "
         "sims flattened to one row per eSIM in raw.pressone_orders. Unpartitioned runs walk the "
@@ -465,9 +501,9 @@ def pressone_orders(
 ) -> dg.MaterializeResult:
     load = Load(context, warehouse, table="raw.pressone_orders", provider="pressone")
     if not pressone.enabled:
-        return load.skipped("PRESSONE_BASE_URL")
+        return _with_list_load_check(load.skipped("PRESSONE_BASE_URL"))
     window = window_of(context)
-    return _ingest_list(
+    loaded = _ingest_list(
         load,
         lambda client: (
             client.iter_orders(
@@ -482,6 +518,7 @@ def pressone_orders(
         window=window,
         created_at=lambda order: order.created_at,
     )
+    return _with_list_load_check(loaded)
 
 
 def _usage_rows(
