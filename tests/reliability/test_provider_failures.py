@@ -204,3 +204,17 @@ def test_the_cli_names_the_provider_that_is_down_in_one_line(
     headline = next(row for row in shown.stdout.splitlines() if row.startswith("Last run:"))
     assert "failure" in headline and "success" not in headline
     assert "failed: pressone_orders: pressone could not be reached" in shown.stdout
+
+
+def test_a_base_url_without_its_api_path_is_named_as_such(world: Dataset, tmp_path: Path) -> None:
+    local = tmp_path / "local.csv"
+    world.write_local_orders(local)
+    with serve(world, rate_limits=RateLimits.unlimited()) as simulator:
+        env = cli_env(simulator, tmp_path, local_orders=local, ESIM_RECON_RETRY_ATTEMPTS="2")
+        env["ESIMTRADE_BASE_URL"] = env["ESIMTRADE_BASE_URL"].removesuffix("/api/v1")
+        result = run_cli(["run", "--select", "esimtrade_orders"], tmp_path, env)
+    assert result.returncode == 1, result.stderr[-2000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert "esimtrade answered HTTP 404, the endpoint was not found" in line
+    assert "ESIMTRADE_BASE_URL" in line and "/api/v1" in line
+    assert "could not be reached" not in line
