@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shlex
@@ -651,15 +652,34 @@ def simulate(
     """Serve both provider APIs on loopback from a generated dataset, until interrupted."""
     from pipelines.simulator import simulate_main
 
-    simulate_main(
-        port=port,
-        orders=orders,
-        seed=seed,
-        out_dir=out,
-        latency_ms=latency_ms,
-        fault_rate=faults,
-        envelope=envelope,
-    )
+    # Before the dataset is generated: a port in use is a one-line answer, not a traceback.
+    _require_free_port(port)
+    try:
+        simulate_main(
+            port=port,
+            orders=orders,
+            seed=seed,
+            out_dir=out,
+            latency_ms=latency_ms,
+            fault_rate=faults,
+            envelope=envelope,
+        )
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        _die(f"port {port} on 127.0.0.1: already in use; pick another with --port", 2)
+
+
+def _require_free_port(port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            _die(f"port {port} on 127.0.0.1: {reason}; pick another with --port", 2)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import re
 import select
 import shlex
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -371,3 +372,17 @@ def test_sql_piped_prints_every_value_whole(orders_db: Path) -> None:
     assert lines[1].split("\t")[:2] == ["B260101120000010", "8944000000000000010000"]
     assert lines[1].split("\t")[4] == "B2601011200000108944000000000000010000"
     assert len(lines) == 4
+
+
+def test_simulate_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _cli(["simulate", "--port", str(port), "--orders", "10"], cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line == (
+        f"esim-recon: port {port} on 127.0.0.1: already in use; pick another with --port"
+    )
+    assert not (tmp_path / "simulator").exists()
