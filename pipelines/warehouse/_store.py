@@ -17,6 +17,11 @@ from tenacity import (
 )
 
 RAW_SCHEMA_SQL = Path(__file__).with_name("raw_schema.sql")
+RAW_COMMENTS_SQL = Path(__file__).with_name("raw_comments.sql")
+_UNCOMMENTED_RAW_SQL = """
+select (select count(*) from duckdb_tables() where schema_name = 'raw' and comment is null)
+     + (select count(*) from duckdb_columns() where schema_name = 'raw' and comment is null)
+"""
 
 # DuckDB's own default is 80% of the machine's memory: a 10M-row model build then takes what it
 # can. A fixed cap keeps the process small; joins, sorts and windows over it spill to the
@@ -135,6 +140,9 @@ class Warehouse:
 
     def ensure_raw_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(RAW_SCHEMA_SQL.read_text(encoding="utf-8"))
+        [(uncommented,)] = con.execute(_UNCOMMENTED_RAW_SQL).fetchall()
+        if uncommented:
+            con.execute(RAW_COMMENTS_SQL.read_text(encoding="utf-8"))
 
 
 def append_frames(

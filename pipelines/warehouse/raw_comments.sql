@@ -1,0 +1,108 @@
+-- What each raw table and column holds, for analysts: duckdb_tables() and duckdb_columns() show
+-- it. Applied after raw_schema.sql only while a raw table or column still lacks its comment
+-- (re-writing ~100 comments on every connection would cost a catalog write each time).
+COMMENT ON TABLE raw.ingest_log IS 'One row per ingestion asset execution that finished: which source, when, how it ended and how many rows it wrote. Staging trusts list loads only when status = complete.';
+COMMENT ON COLUMN raw.ingest_log.run_id IS 'Dagster run id of the run that loaded.';
+COMMENT ON COLUMN raw.ingest_log.asset IS 'Ingestion asset (source): esimtrade_orders, esimtrade_order_syncs, pressone_orders, pressone_usage or local_orders.';
+COMMENT ON COLUMN raw.ingest_log.provider IS 'esimtrade or pressone; NULL for the local orders.';
+COMMENT ON COLUMN raw.ingest_log.started_at IS 'When the load started (UTC).';
+COMMENT ON COLUMN raw.ingest_log.finished_at IS 'When the load ended (UTC).';
+COMMENT ON COLUMN raw.ingest_log.status IS 'complete, partial (a budget or deadline stopped it; the rest comes next run), failed or skipped (provider not configured).';
+COMMENT ON COLUMN raw.ingest_log.rows_written IS 'Rows the load appended to its raw table.';
+COMMENT ON COLUMN raw.ingest_log.requests IS 'HTTP requests made, retries included; NULL for the local orders.';
+COMMENT ON COLUMN raw.ingest_log.window_from IS 'First created_at day (UTC) of a list load restricted to a day range; NULL for a whole-list load.';
+COMMENT ON COLUMN raw.ingest_log.window_to IS 'Last created_at day (UTC) of a day-range list load; NULL for a whole-list load.';
+COMMENT ON COLUMN raw.ingest_log.detail IS 'Request outcome counts as JSON ({"ok": 49, "failed": 2}) or the error of a failed load.';
+
+COMMENT ON TABLE raw.esimtrade_orders IS 'eSIMTrade stored order list (GET /reseller/orders) as fetched: one row per order per load, appended.';
+COMMENT ON COLUMN raw.esimtrade_orders.run_id IS 'Dagster run id of the load.';
+COMMENT ON COLUMN raw.esimtrade_orders.fetched_at IS 'When the page holding this order was fetched (UTC).';
+COMMENT ON COLUMN raw.esimtrade_orders.source_endpoint IS 'API path the row came from.';
+COMMENT ON COLUMN raw.esimtrade_orders.provider IS 'Always esimtrade.';
+COMMENT ON COLUMN raw.esimtrade_orders.provider_order_no IS 'eSIMTrade order number (orderNo), B + yyMMddHHmm of creation (UTC) + a sequence.';
+COMMENT ON COLUMN raw.esimtrade_orders.status IS 'Order status as eSIMTrade sent it.';
+COMMENT ON COLUMN raw.esimtrade_orders.package_code IS 'Package code of the order.';
+COMMENT ON COLUMN raw.esimtrade_orders.quantity IS 'eSIMs in the order.';
+COMMENT ON COLUMN raw.esimtrade_orders.cost_price IS 'costPrice: what eSIMTrade charges the reseller, USD.';
+COMMENT ON COLUMN raw.esimtrade_orders.sell_price IS 'sellPrice: the reseller''s own retail price, USD (not a provider charge).';
+COMMENT ON COLUMN raw.esimtrade_orders.page IS 'List page the order was on.';
+COMMENT ON COLUMN raw.esimtrade_orders.payload IS 'The order object exactly as received (JSON).';
+
+COMMENT ON TABLE raw.esimtrade_order_syncs IS 'eSIMTrade per-order syncs (GET /portal/orders): one row per eSIM per sync; a 404 or a failed sync is one row with outcome not_found / failed and no eSIM columns.';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.run_id IS 'Dagster run id of the load.';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.fetched_at IS 'When the sync answered (UTC).';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.source_endpoint IS 'API path the row came from.';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.provider IS 'Always esimtrade.';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.requested_order_no IS 'Order number the sync asked for (NULL when it asked by ICCID).';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.requested_iccid IS 'ICCID the sync asked for (NULL when it asked by order number).';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.outcome IS 'ok, not_found (HTTP 404: eSIMTrade does not know it) or failed (after retries).';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.http_status IS 'HTTP status of the last attempt.';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.error IS 'Why a failed sync failed (secrets masked).';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.esim_tran_no IS 'eSIMTrade eSIM transaction number.';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.order_no IS 'Order number the eSIM belongs to.';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.iccid IS 'ICCID of the eSIM.';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.esim_status IS 'esimStatus as sent (GOT_RESOURCE, IN_USE, USED_UP, CANCEL...).';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.smdp_status IS 'smdpStatus as sent (the profile''s state on the SM-DP+ server).';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.total_volume IS 'Data volume of the package, bytes.';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.order_usage IS 'Data used, bytes.';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.package_code IS 'Package code of the eSIM.';
+COMMENT ON COLUMN raw.esimtrade_order_syncs.payload IS 'The eSIM object exactly as received (JSON); NULL for not_found / failed rows.';
+
+COMMENT ON TABLE raw.pressone_orders IS 'PressOne order list (GET /customer/v2/orders) as fetched, sims flattened: one row per sim per load; an order without sims is one row with the sim columns NULL.';
+COMMENT ON COLUMN raw.pressone_orders.run_id IS 'Dagster run id of the load.';
+COMMENT ON COLUMN raw.pressone_orders.fetched_at IS 'When the page holding this order was fetched (UTC).';
+COMMENT ON COLUMN raw.pressone_orders.source_endpoint IS 'API path the row came from.';
+COMMENT ON COLUMN raw.pressone_orders.provider IS 'Always pressone.';
+COMMENT ON COLUMN raw.pressone_orders.order_id IS 'PressOne numeric order id.';
+COMMENT ON COLUMN raw.pressone_orders.order_code IS 'PressOne order code (the order_no of the local file).';
+COMMENT ON COLUMN raw.pressone_orders.order_type IS 'Order type as sent.';
+COMMENT ON COLUMN raw.pressone_orders.order_status IS 'Order status as sent (completed, refunded, partially_refunded, failed...).';
+COMMENT ON COLUMN raw.pressone_orders.created_at IS 'When PressOne created the order (UTC).';
+COMMENT ON COLUMN raw.pressone_orders.package_id IS 'PressOne package id (the package_code of the local file).';
+COMMENT ON COLUMN raw.pressone_orders.quantity IS 'eSIMs in the order.';
+COMMENT ON COLUMN raw.pressone_orders.price IS 'What PressOne charges per eSIM, in currency.';
+COMMENT ON COLUMN raw.pressone_orders.currency IS 'Currency of price.';
+COMMENT ON COLUMN raw.pressone_orders.sim_id IS 'PressOne sim id; NULL for an order without sims.';
+COMMENT ON COLUMN raw.pressone_orders.sim_index IS 'Position of the sim in the order (0-based).';
+COMMENT ON COLUMN raw.pressone_orders.iccid IS 'ICCID of the sim.';
+COMMENT ON COLUMN raw.pressone_orders.payload IS 'The whole order object exactly as received (JSON).';
+
+COMMENT ON TABLE raw.pressone_usage IS 'PressOne usage (GET /customer/v2/sims/{iccid}/usage): one row per ICCID per fetch. Amounts are megabytes as sent; staging converts to bytes (x 1,048,576).';
+COMMENT ON COLUMN raw.pressone_usage.run_id IS 'Dagster run id of the load.';
+COMMENT ON COLUMN raw.pressone_usage.fetched_at IS 'When the usage answered (UTC).';
+COMMENT ON COLUMN raw.pressone_usage.source_endpoint IS 'API path the row came from.';
+COMMENT ON COLUMN raw.pressone_usage.provider IS 'Always pressone.';
+COMMENT ON COLUMN raw.pressone_usage.iccid IS 'ICCID asked for.';
+COMMENT ON COLUMN raw.pressone_usage.order_code IS 'PressOne order code of the sim.';
+COMMENT ON COLUMN raw.pressone_usage.outcome IS 'ok, not_found (HTTP 404) or failed (after retries).';
+COMMENT ON COLUMN raw.pressone_usage.http_status IS 'HTTP status of the last attempt.';
+COMMENT ON COLUMN raw.pressone_usage.error IS 'Why a failed fetch failed (secrets masked).';
+COMMENT ON COLUMN raw.pressone_usage.usage_status IS 'Sim usage status as sent (NOT_ACTIVE, ACTIVE, FINISHED, EXPIRED, RECYCLED, UNKNOWN).';
+COMMENT ON COLUMN raw.pressone_usage.total_mb IS 'Data volume, megabytes as sent.';
+COMMENT ON COLUMN raw.pressone_usage.remaining_mb IS 'Data left, megabytes as sent.';
+COMMENT ON COLUMN raw.pressone_usage.is_unlimited IS 'Whether the plan has no volume limit.';
+COMMENT ON COLUMN raw.pressone_usage.expired_at IS 'When the sim expires or expired (UTC).';
+COMMENT ON COLUMN raw.pressone_usage.payload IS 'The usage object exactly as received (JSON); NULL for not_found / failed rows.';
+
+COMMENT ON TABLE raw.local_orders IS 'The reseller''s own order records, the whole file on every run: one row per accepted line per load.';
+COMMENT ON COLUMN raw.local_orders.run_id IS 'Dagster run id of the load.';
+COMMENT ON COLUMN raw.local_orders.loaded_at IS 'When the file was loaded (UTC).';
+COMMENT ON COLUMN raw.local_orders.source_file IS 'Path of the file read (ESIM_RECON_LOCAL_ORDERS).';
+COMMENT ON COLUMN raw.local_orders.line_no IS 'Line of the row in the file (the header is line 1).';
+COMMENT ON COLUMN raw.local_orders.provider IS 'esimtrade or pressone.';
+COMMENT ON COLUMN raw.local_orders.order_no IS 'Provider order number as recorded locally.';
+COMMENT ON COLUMN raw.local_orders.iccid IS 'ICCID as recorded locally; NULL when not known yet.';
+COMMENT ON COLUMN raw.local_orders.package_code IS 'Package code as recorded locally.';
+COMMENT ON COLUMN raw.local_orders.status IS 'Local status as written in the file (translated to a canonical state in staging).';
+COMMENT ON COLUMN raw.local_orders.amount IS 'What the provider charges for this eSIM as recorded locally, in currency.';
+COMMENT ON COLUMN raw.local_orders.currency IS 'Currency of amount (USD).';
+COMMENT ON COLUMN raw.local_orders.created_at IS 'When the order was created, as recorded locally (UTC).';
+COMMENT ON COLUMN raw.local_orders.payload IS 'The row as read, every column as text (JSON).';
+
+COMMENT ON TABLE raw.local_orders_rejected IS 'Local order rows that could not be loaded, with the line and the reason; the good rows of the same file load.';
+COMMENT ON COLUMN raw.local_orders_rejected.run_id IS 'Dagster run id of the load.';
+COMMENT ON COLUMN raw.local_orders_rejected.loaded_at IS 'When the file was loaded (UTC).';
+COMMENT ON COLUMN raw.local_orders_rejected.source_file IS 'Path of the file read.';
+COMMENT ON COLUMN raw.local_orders_rejected.line_no IS 'Line of the row in the file (the header is line 1).';
+COMMENT ON COLUMN raw.local_orders_rejected.reason IS 'Why the row was kept out (kind: detail).';
+COMMENT ON COLUMN raw.local_orders_rejected.raw_line IS 'The line as read.';
