@@ -58,8 +58,9 @@ hourly_sync_job = dg.define_asset_job(
     config=INCREMENTAL_SYNCS,
 )
 
+DAILY_FULL_REFRESH_JOB = "daily_full_refresh"
 daily_full_refresh_job = dg.define_asset_job(
-    name="daily_full_refresh",
+    name=DAILY_FULL_REFRESH_JOB,
     selection=_EVERYTHING,
     executor_def=dg.in_process_executor,
     description=(

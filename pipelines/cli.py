@@ -82,10 +82,16 @@ class _ProgressBars:
 
 @contextmanager
 def _progress_bars() -> Iterator[None]:
-    """Progress bars on stderr while the block runs, only when stderr is a terminal."""
+    """Progress bars on stderr while the block runs, only when stderr is a terminal; waits for
+    a lock or a rate limit are said on stderr either way (a silent wait looks like a hang)."""
     console = _console(stderr=True)
+
+    def tell_wait(message: str) -> None:
+        console.print(f"esim-recon: {message}", markup=False, highlight=False, soft_wrap=True)
+
     if not console.is_terminal or console.is_dumb_terminal:
-        yield
+        with progress_events.hearing_waits(tell_wait):
+            yield
         return
     columns = (
         SpinnerColumn(),
@@ -97,6 +103,7 @@ def _progress_bars() -> Iterator[None]:
     with (
         Progress(*columns, console=console, transient=True) as bars,
         progress_events.listening(_ProgressBars(bars)),
+        progress_events.hearing_waits(tell_wait),
     ):
         yield
 
@@ -165,6 +172,7 @@ def _run_graph(
     tags: dict[str, str] | None = None,
     dagster_home: Path | None = None,
 ) -> Any:
+    from pipelines.automation import DAILY_FULL_REFRESH_JOB, FULL_RECONCILIATION_JOB
     from pipelines.definitions import runnable
     from pipelines.resources import RunOptionsResource, resources_from_settings
     from pipelines.runner import RunError, materialize_all
@@ -182,6 +190,9 @@ def _run_graph(
                 selection=selection,
                 tags=tags,
                 dagster_home=dagster_home,
+                # --incremental is exactly the daily full refresh: whole lists, settled eSIMs
+                # not synced again.
+                job_name=FULL_RECONCILIATION_JOB if full_sync else DAILY_FULL_REFRESH_JOB,
             )
     except RunError as exc:
         _die(str(exc))

@@ -18,6 +18,7 @@ import duckdb
 from dagster._core.definitions.repository_definition import SINGLETON_REPOSITORY_NAME
 from filelock import FileLock, Timeout
 
+from pipelines import progress
 from pipelines.automation import FULL_RECONCILIATION_JOB
 from pipelines.local_orders import LocalOrdersError, check_local_orders_file
 from pipelines.warehouse import Warehouse, WarehouseError
@@ -420,7 +421,15 @@ def materialize_all(
     wait = _lock_wait_seconds() if lock_wait_seconds is None else lock_wait_seconds
     lock = run_lock(db_path)
     try:
-        lock.acquire(timeout=wait)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            progress.waiting(
+                "run-lock",
+                f"waiting for another esim-recon run to finish writing {db_path} "
+                f"(up to {wait:.0f} s, ESIM_RECON_LOCK_WAIT)",
+            )
+            lock.acquire(timeout=wait)
     except Timeout:
         raise RunError(
             f"another esim-recon run is writing {db_path} (waited {wait:.0f} s); "

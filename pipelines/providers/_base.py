@@ -96,6 +96,12 @@ class ProviderClient(ABC):
     async def aclose(self) -> None:
         await self._engine.aclose()
 
+    def on_rate_limit_wait(self, callback: Callable[[float], None]) -> None:
+        """Call ``callback(seconds)`` whenever the rate limit (pacing to
+        ``requests_per_minute`` or a pause the provider asked for) holds a request back
+        for a second or more."""
+        self._engine.gate.on_wait = callback
+
     @property
     def stats(self) -> ClientStats:
         """Counters: ``requests`` (retries included), ``retries``, ``rate_limited`` (429s)

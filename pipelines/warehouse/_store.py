@@ -9,12 +9,15 @@ from typing import Any
 import duckdb
 import polars as pl
 from tenacity import (
+    RetryCallState,
     RetryError,
     Retrying,
     retry_if_exception,
     stop_after_delay,
     wait_exponential,
 )
+
+from pipelines import progress
 
 RAW_SCHEMA_SQL = Path(__file__).with_name("raw_schema.sql")
 RAW_COMMENTS_SQL = Path(__file__).with_name("raw_comments.sql")
@@ -102,10 +105,19 @@ class Warehouse:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         timeout = self.lock_timeout_seconds if wait_seconds is None else wait_seconds
+
+        def tell_waiting(_state: RetryCallState) -> None:
+            holder = "a run" if read_only else "an open DuckDB session (an analyst's) or a run"
+            progress.waiting(
+                f"database:{self.path}",
+                f"waiting for {self.path}: {holder} has it open (up to {timeout:.0f} s)",
+            )
+
         retrying = Retrying(
             retry=retry_if_exception(_is_lock_conflict),
             stop=stop_after_delay(timeout),
             wait=wait_exponential(multiplier=0.1, max=2.0),
+            before_sleep=tell_waiting,
             reraise=False,
         )
         config: dict[str, Any] = {
