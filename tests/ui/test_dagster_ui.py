@@ -191,13 +191,15 @@ def _graphql(url: str, query: str) -> dict:
         return json.loads(response.read())["data"]
 
 
-def _text_once_shown(driver: object, url: str, wanted: list[str]) -> str:
+def _text_once_shown(
+    driver: object, url: str, wanted: list[str], *, absent: tuple[str, ...] = ()
+) -> str:
     driver.get(url)  # type: ignore[attr-defined]
     deadline = time.monotonic() + RENDER_SECONDS
     text = ""
     while time.monotonic() < deadline:
         text = driver.find_element("tag name", "body").text  # type: ignore[attr-defined]
-        if all(item in text for item in wanted):
+        if all(item in text for item in wanted) and not any(item in text for item in absent):
             break
         time.sleep(0.5)
     return text
@@ -261,6 +263,16 @@ def test_a_cli_run_with_a_failed_provider_shows_as_its_job_and_a_red_asset(
         )
         browser.save_screenshot(str(tmp_path / "timeline.png"))  # type: ignore[attr-defined]
         assert "full_reconciliation" in timeline, timeline[:2000]
+
+        lineage = _text_once_shown(
+            browser,
+            f"{url}/locations/{CODE_LOCATION}/asset-groups/ingest",
+            ["pressone_orders", "esimtrade_orders"],
+            absent=("Loading",),  # the nodes' live status has arrived
+        )
+        browser.save_screenshot(str(tmp_path / "ingest_lineage.png"))  # type: ignore[attr-defined]
+        # pressone_orders' node turns red on its failed check; esimtrade_orders' passed.
+        assert "0 / 1 Passed" in lineage and "1 / 1 Passed" in lineage, lineage[:2000]
 
         checks_page = _text_once_shown(
             browser, f"{url}/assets/pressone_orders?view=checks", ["list_load_completed", "failed"]
