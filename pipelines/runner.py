@@ -376,14 +376,19 @@ def _materialize(
     selection: str | dg.AssetSelection | None,
     tags: Mapping[str, str],
 ) -> dg.ExecuteInProcessResult:
+    from dagster._core.definitions.asset_selection import DagsterInvalidAssetSelectionError
+
     try:
         keys = None
         if selection is not None:
-            chosen = (
-                dg.AssetSelection.from_string(selection)
-                if isinstance(selection, str)
-                else selection
-            )
+            try:
+                chosen = (
+                    dg.AssetSelection.from_string(selection)
+                    if isinstance(selection, str)
+                    else selection
+                )
+            except DagsterInvalidAssetSelectionError as exc:
+                raise RunError(f"--select {selection!r} is not a selection: {exc}") from None
             keys = frozenset(chosen.resolve(job_def.asset_layer.asset_graph))
             if not keys:
                 raise RunError(f"--select {selection!r} matches no asset")

@@ -386,3 +386,17 @@ def test_simulate_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
         f"esim-recon: port {port} on 127.0.0.1: already in use; pick another with --port"
     )
     assert not (tmp_path / "simulator").exists()
+
+
+def test_run_with_a_malformed_selection_says_so_in_one_line(tmp_path: Path) -> None:
+    env = {
+        "ESIMTRADE_BASE_URL": "http://127.0.0.1:9/api/v1",
+        "ESIMTRADE_ACCESS_CODE": "code",
+        "ESIMTRADE_SECRET_KEY": "secret",
+        "ESIM_RECON_LOCAL_ORDERS": str(PROJECT_ROOT / "examples" / "local_orders.template.csv"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
+    result = _cli(["run", "--select", "pressone_orders+("], cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("esim-recon: --select 'pressone_orders+(' is not a selection")
