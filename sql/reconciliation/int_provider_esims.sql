@@ -23,7 +23,7 @@ final as (
     select
         provider, order_no, esim_key, iccid, status_raw, status_source, canonical_state,
         package_code, amount, currency, total_bytes, used_bytes, is_unlimited, last_synced_at,
-        usage_observed, is_order_level
+        state_observed_at, usage_observed, is_order_level
     from unioned
 )
 

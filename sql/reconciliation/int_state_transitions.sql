@@ -1,4 +1,4 @@
--- description: Every observed change of canonical state per provider eSIM between two consecutive observations, classified valid or invalid by the lifecycle rules (section 4).
+-- description: Every change of canonical state per provider eSIM from one run that judged it to the next (run to run, each run's state as that run saw it last), classified valid or invalid by the lifecycle rules (section 4).
 -- materialized: table
 -- unique_key: provider, order_no, esim_key, first_seen_at
 -- state_columns: from_state, to_state
@@ -22,7 +22,7 @@ sequenced as (
         lag(canonical_state) over by_esim as previous_state,
         lag(observed_at) over by_esim as previous_observed_at
     from state_history
-    window by_esim as (partition by provider, order_no, esim_key order by observed_at)
+    window by_esim as (partition by provider, order_no, esim_key order by observed_at, run_id)
 ),
 
 changes as (

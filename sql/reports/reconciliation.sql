@@ -25,6 +25,7 @@
 -- column provider_total_bytes: Data volume of the eSIM in bytes (empty when unknown or unlimited).
 -- column provider_used_bytes: Data used in bytes at the latest successful sync (empty when unknown or unlimited).
 -- column provider_last_synced_at: When the provider's eSIM detail was last fetched successfully (UTC).
+-- column provider_state_observed_at: When provider_state was observed (UTC): the latest run that judged it. Older than the run when a fetch failed since: the last good observation stands.
 -- column discrepancy_count: Number of findings on this row.
 -- column discrepancy_types: The discrepancy types found on this row, comma-separated, sorted.
 with
@@ -82,6 +83,7 @@ final as (
         recon_rows.provider_total_bytes,
         recon_rows.provider_used_bytes,
         recon_rows.provider_last_synced_at,
+        recon_rows.provider_state_observed_at,
         coalesce(findings_per_row.discrepancy_count, 0) as discrepancy_count,
         coalesce(findings_per_row.discrepancy_types, '') as discrepancy_types
     from recon_rows

@@ -1,11 +1,11 @@
--- description: Every successful observation of a provider eSIM's canonical state, both providers, keyed by provider + order number + eSIM key (esimTranNo or ICCID), never ICCID alone.
+-- description: The state of each provider eSIM in each run that judged it, both providers, keyed by provider + order number + eSIM key (esimTranNo or ICCID), never ICCID alone: one observation per run, as that run saw it last (rules section 4).
 -- materialized: table
 -- unique_key: provider, order_no, esim_key, observed_at
 -- state_columns: canonical_state
 with
 
-esimtrade_syncs as (
-    select * from staging.stg_esimtrade_sync_attempts
+esimtrade_states as (
+    select * from staging.stg_esimtrade_state_history
 ),
 
 pressone_states as (
@@ -13,17 +13,8 @@ pressone_states as (
 ),
 
 esimtrade_observations as (
-    select
-        'esimtrade' as provider,
-        order_no,
-        esim_key,
-        iccid,
-        fetched_at as observed_at,
-        0 as event_order,
-        status_raw,
-        canonical_state
-    from esimtrade_syncs
-    where outcome = 'ok' and order_no is not null and canonical_state is not null
+    select provider, order_no, esim_key, iccid, run_id, observed_at, status_raw, canonical_state
+    from esimtrade_states
 ),
 
 pressone_observations as (
@@ -32,8 +23,8 @@ pressone_observations as (
         order_no,
         esim_key,
         iccid,
+        run_id,
         observed_at,
-        event_order,
         concat_ws('/', lower(order_status_key), usage_status_key) as status_raw,
         canonical_state
     from pressone_states
@@ -46,10 +37,11 @@ observations as (
 ),
 
 final as (
-    select provider, order_no, esim_key, iccid, observed_at, status_raw, canonical_state
+    select provider, order_no, esim_key, iccid, run_id, observed_at, status_raw, canonical_state
     from observations
+    -- two runs seeing an eSIM at the same instant: the later run id speaks
     qualify row_number() over (
-        partition by provider, order_no, esim_key, observed_at order by event_order desc
+        partition by provider, order_no, esim_key, observed_at order by run_id desc
     ) = 1
 )
 
