@@ -429,7 +429,8 @@ def _write_delimited(columns: list[str], rows: list[tuple[str | None, ...]], dia
     writer.writerows(["" if cell is None else cell for cell in row] for row in rows)
 
 
-@main.command(epilog=EPILOG_SQL)
+# A query copied with its leading `-- comment` line is a query, not an unknown option.
+@main.command(epilog=EPILOG_SQL, context_settings={"ignore_unknown_options": True})
 @click.argument("query")
 @click.option("--csv", "as_csv", is_flag=True, help="Print every row as CSV.")
 @click.option("--db", type=click.Path(path_type=Path), help="DuckDB file (default ESIM_RECON_DB).")

@@ -151,8 +151,8 @@ def test_analyst_query_9_runs_through_esim_recon_sql(demo_db: Path) -> None:
 
     query = analyst_queries()[8]
     result = subprocess.run(
-        # `--` ends the options: the query starts with its `-- 9.` comment line.
-        [sys.executable, "-m", "pipelines.cli", "sql", "--db", str(demo_db), "--", query],
+        # As copied from the README: the query starts with its `-- 9.` comment line.
+        [sys.executable, "-m", "pipelines.cli", "sql", "--db", str(demo_db), query],
         capture_output=True,
         text=True,
         timeout=120,
