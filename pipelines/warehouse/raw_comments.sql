@@ -106,3 +106,4 @@ COMMENT ON COLUMN raw.local_orders_rejected.source_file IS 'Path of the file rea
 COMMENT ON COLUMN raw.local_orders_rejected.line_no IS 'Line of the row in the file (the header is line 1).';
 COMMENT ON COLUMN raw.local_orders_rejected.reason IS 'Why the row was kept out (kind: detail).';
 COMMENT ON COLUMN raw.local_orders_rejected.raw_line IS 'The line as read.';
+COMMENT ON COLUMN raw.local_orders_rejected.row_key IS 'For rows read from the order database: the row''s id there (else provider/order_no/iccid); NULL for a file.';
