@@ -26,7 +26,7 @@ DISCREPANCY_TYPES: tuple[str, ...] = (
 SEVERITIES: tuple[str, ...] = ("critical", "warning")
 
 # The contract's relations lead the dictionary; the other reports follow by name.
-_CONTRACT_REPORTS: tuple[str, ...] = ("reconciliation", "discrepancies", "usage")
+_CONTRACT_REPORTS: tuple[str, ...] = ("reconciliation", "discrepancies", "usage", "money_at_risk")
 
 
 def _cell(text: str) -> str:

@@ -9,6 +9,10 @@
 -- column local_value: The local side's value as text (state, ICCID, package code, amount); for invalid_transition and usage_regression the previous state or used bytes.
 -- column provider_value: The provider side's value as text; for invalid_transition and usage_regression the current state or used bytes; for sync_failed the error.
 -- column detected_at: When the finding was first detected (UTC run time); unchanged while it persists.
+-- column amount_at_risk: Money at risk (contract, "Money at risk"): decimal, 2 places, never negative; 0 for a finding that moves no money.
+-- column currency: Currency of amount_at_risk: the local row's currency for an amount taken from the local file, USD for a provider's charge.
+-- column money_direction: recoverable, unrecorded_cost, customer_exposure, lost_cost, overcharge, books_overstate, unverified or none.
+-- column action: What to do about the finding (short text).
 -- column local_line_no: Local file line of the row the finding concerns, if any.
 -- column provider_esim_key: Provider eSIM key of the row the finding concerns, if any.
 with
@@ -33,6 +37,10 @@ final as (
         local_value,
         provider_value,
         first_detected_at as detected_at,
+        amount_at_risk,
+        currency,
+        money_direction,
+        action,
         local_line_no,
         provider_esim_key
     from open_findings
