@@ -32,6 +32,7 @@ from pipelines.providers import (
     BatchStream,
     ESIMTradeListedOrder,
     ESIMTradeSyncResult,
+    NotFoundError,
     Page,
     PressOneOrder,
     PressOneUsageResult,
@@ -67,6 +68,41 @@ _LIST = {
     "partitions_def": list_partitions,
     "backfill_policy": dg.BackfillPolicy.single_run(),
 }
+
+
+# Each list asset carries this check, passed by every load that completes. A list load that
+# fails leaves it failed (Dagster marks a planned check of a failed step so): a partitioned
+# asset whose unpartitioned (full) load failed has no failed partition to show, and the check
+# is what turns it red in the asset catalog and the lineage graph.
+LIST_LOAD_CHECK = "list_load_completed"
+
+
+def _list_load_check(asset: str) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            LIST_LOAD_CHECK,
+            asset=asset,
+            description=(
+                "The latest load of this list completed (a provider failure fails it; see the "
+                "step's error and raw.ingest_log)."
+            ),
+        )
+    ]
+
+
+def _with_list_load_check(result: dg.MaterializeResult) -> dg.MaterializeResult:
+    """Pass the list check, unless the load already judged it (a list not loaded fails it)."""
+    if any(check.check_name == LIST_LOAD_CHECK for check in result.check_results or ()):
+        return result
+    return dg.MaterializeResult(
+        metadata=result.metadata,
+        data_version=result.data_version,
+        tags=result.tags,
+        check_results=[
+            *result.check_results,
+            dg.AssetCheckResult(check_name=LIST_LOAD_CHECK, passed=True),
+        ],
+    )
 
 
 class _Outcome(Protocol):
@@ -127,7 +163,9 @@ def _ingest_list(
 
     try:
         stats = asyncio.run(fetch())
-    except AuthError as exc:  # misconfiguration: no later run can do better on its own
+    except (AuthError, NotFoundError) as exc:
+        # Misconfiguration (credentials, a base URL without its API path): no later run can do
+        # better on its own.
         raise load.failure(exc) from None
     except ProviderError as exc:
         return _list_not_loaded(load, exc)
@@ -217,12 +255,21 @@ def _list_not_loaded(load: Load, exc: ProviderError) -> dg.MaterializeResult:
     )
     load.context.log.warning(line)
     return dg.MaterializeResult(
+        # The list check fails so the asset shows red in the catalog and the lineage graph.
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=LIST_LOAD_CHECK,
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=line,
+            )
+        ],
         metadata={
             LIST_NOT_LOADED: line,
             "dagster/row_count": load.rows_written,
             "previous_complete_load": str(finished) if finished is not None else "none",
             **load.quarantine_metadata(),
-        }
+        },
     )
 
 
@@ -599,6 +646,7 @@ def _esimtrade_order_rows(run_id: str, page: Page[ESIMTradeListedOrder]) -> list
     **_LIST,
     kinds={"duckdb", "api"},
     tags={"layer": "raw", "provider": "esimtrade"},
+    check_specs=_list_load_check("esimtrade_orders"),
     description=(
         "eSIMTrade's stored copy of the reseller's orders (GET /reseller/orders), paged "
         "drift-safely and appended to raw.esimtrade_orders. Unpartitioned runs walk the whole "
@@ -612,15 +660,17 @@ def esimtrade_orders(
 ) -> dg.MaterializeResult:
     load = Load(context, warehouse, table="raw.esimtrade_orders", provider="esimtrade")
     if not esimtrade.enabled:
-        return load.skipped("ESIMTRADE_BASE_URL")
-    return _ingest_list(
-        load,
-        lambda client: client.iter_orders(),
-        _esimtrade_order_rows,
-        open_client=esimtrade.client,
-        window=window_of(context),
-        created_at=lambda order: esimtrade_created_minute(order.provider_order_no),
-        stop_early=True,
+        return _with_list_load_check(load.skipped("ESIMTRADE_BASE_URL"))
+    return _with_list_load_check(
+        _ingest_list(
+            load,
+            lambda client: client.iter_orders(),
+            _esimtrade_order_rows,
+            open_client=esimtrade.client,
+            window=window_of(context),
+            created_at=lambda order: esimtrade_created_minute(order.provider_order_no),
+            stop_early=True,
+        )
     )
 
 
@@ -729,6 +779,7 @@ def _pressone_order_rows(run_id: str, page: Page[PressOneOrder]) -> list[Row]:
     **_LIST,
     kinds={"duckdb", "api"},
     tags={"layer": "raw", "provider": "pressone"},
+    check_specs=_list_load_check("pressone_orders"),
     description=(
         "PressOne's order list (GET /customer/v2/orders?include=sims,status), paged drift-safely; "
         "sims flattened to one row per eSIM in raw.pressone_orders. Unpartitioned runs walk the "
@@ -741,9 +792,9 @@ def pressone_orders(
 ) -> dg.MaterializeResult:
     load = Load(context, warehouse, table="raw.pressone_orders", provider="pressone")
     if not pressone.enabled:
-        return load.skipped("PRESSONE_BASE_URL")
+        return _with_list_load_check(load.skipped("PRESSONE_BASE_URL"))
     window = window_of(context)
-    return _ingest_list(
+    loaded = _ingest_list(
         load,
         lambda client: (
             client.iter_orders(
@@ -758,6 +809,7 @@ def pressone_orders(
         window=window,
         created_at=lambda order: order.created_at,
     )
+    return _with_list_load_check(loaded)
 
 
 def _usage_rows(

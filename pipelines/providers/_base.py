@@ -119,6 +119,12 @@ class ProviderClient(ABC):
         429s (``None``: unpaced)."""
         return self._engine.gate.requests_per_minute
 
+    def on_pacing_wait(self, callback: Callable[[float], None]) -> None:
+        """Call ``callback(seconds)`` whenever the rate limit (pacing to
+        ``requests_per_minute`` or a pause the provider asked for) holds a request back
+        for a second or more."""
+        self._engine.gate.on_wait = callback
+
     @property
     def stats(self) -> ClientStats:
         """Counters: ``requests`` (retries included), ``retries``, ``rate_limited`` (429s)

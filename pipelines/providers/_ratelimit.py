@@ -59,6 +59,10 @@ PROBE = 0.999
 # The successes an unpaced client's first pace is measured on: at most this many, this recent.
 OBSERVED_SUCCESSES = 32
 OBSERVED_SECONDS = 2.0
+# Each success shrinks a stretched interval by this factor, back to the configured one.
+RECOVERY = 0.99
+# Shorter holds are the normal rhythm of pacing, not worth a word to anyone watching.
+WAIT_WORTH_TELLING = 1.0
 
 
 def deadline_in(seconds: float) -> float:
@@ -109,6 +113,13 @@ class RequestGate:
         self._slowed_at = float("-inf")
         self._successes: deque[float] = deque(maxlen=OBSERVED_SUCCESSES)
         self.slowdowns = 0
+        # Called with the seconds a request is about to be held back by pacing or a pause
+        # (only waits of at least WAIT_WORTH_TELLING), for whoever shows progress.
+        self.on_wait: Callable[[float], None] | None = None
+
+    def _held_back(self, seconds: float) -> None:
+        if self.on_wait is not None and seconds >= WAIT_WORTH_TELLING:
+            self.on_wait(seconds)
 
     @property
     def interval(self) -> float:
@@ -185,6 +196,7 @@ class RequestGate:
                 return
             if deadline is not None and self._not_before > deadline:
                 raise PauseBeyondDeadline(self._not_before - now)
+            self._held_back(self._not_before - now)
             await asyncio.sleep(self._not_before - now)
 
     async def _pace(self, deadline: float | None) -> None:
@@ -198,6 +210,7 @@ class RequestGate:
             slot = max(self._next_slot, now, self._not_before)
             self._next_slot = slot + interval
             if slot > now:
+                self._held_back(slot - now)
                 await asyncio.sleep(slot - now)
             if time.monotonic() >= self._not_before:
                 return

@@ -4,6 +4,7 @@ load in force, says so in one line, and the rest of the run completes."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -226,6 +227,35 @@ def test_the_cli_says_in_one_line_which_list_was_not_loaded_and_exits_3(
             tmp_path,
             env,
         )
+        report = run_cli(["status", "--json"], tmp_path, env)
+        shown = run_cli(["status"], tmp_path, env)
     assert answer.returncode == 0, answer.stderr
     expected = _esimtrade_only(truth_findings(world.ground_truth()))
     assert answer.stdout.splitlines()[1] == str(len(expected))
+
+    # The on-call view: the run that lost a provider is a failure with its reason, even though
+    # the rebuild of the reports after it succeeded.
+    assert report.returncode == 0, report.stderr
+    last = json.loads(report.stdout)["last_run"]
+    assert last["status"] == "failure"
+    assert last["run_id"].startswith(line.split()[2])
+    assert last["continued_by"]
+    assert any("pressone could not be reached" in failure for failure in last["failures"])
+    assert shown.returncode == 0, shown.stderr
+    headline = next(row for row in shown.stdout.splitlines() if row.startswith("Last run:"))
+    assert "failure" in headline and "success" not in headline
+    assert "failed: pressone_orders: pressone could not be reached" in shown.stdout
+
+
+def test_a_base_url_without_its_api_path_is_named_as_such(world: Dataset, tmp_path: Path) -> None:
+    local = tmp_path / "local.csv"
+    world.write_local_orders(local)
+    with serve(world, rate_limits=RateLimits.unlimited()) as simulator:
+        env = cli_env(simulator, tmp_path, local_orders=local, ESIM_RECON_RETRY_ATTEMPTS="2")
+        env["ESIMTRADE_BASE_URL"] = env["ESIMTRADE_BASE_URL"].removesuffix("/api/v1")
+        result = run_cli(["run", "--select", "esimtrade_orders"], tmp_path, env)
+    assert result.returncode == 1, result.stderr[-2000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert "esimtrade answered HTTP 404, the endpoint was not found" in line
+    assert "ESIMTRADE_BASE_URL" in line and "/api/v1" in line
+    assert "could not be reached" not in line
