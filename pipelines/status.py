@@ -175,6 +175,22 @@ def _failures(instance: Any, run_id: str) -> list[str]:
     ]
 
 
+def _lists_not_loaded(instance: Any, run_id: str) -> list[str]:
+    """`asset: reason` of each provider list this run could not load (its list check failed;
+    the run itself went on with the previous complete load)."""
+    import dagster as dg
+
+    from assets.raw import LIST_LOAD_CHECK
+
+    reasons = []
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = entry.dagster_event.event_specific_data if entry.dagster_event else None
+        if evaluation is None or evaluation.passed or evaluation.check_name != LIST_LOAD_CHECK:
+            continue
+        reasons.append(f"{evaluation.asset_key.to_user_string()}: {evaluation.description}")
+    return reasons
+
+
 def last_run(home: Path) -> LastRun | None:
     """The newest run in the Dagster instance at `home`, or None when there is none.
 
@@ -209,10 +225,17 @@ def last_run(home: Path) -> LastRun | None:
             else None
         )
         failed = [item for item in group if item.dagster_run.status.value == "FAILURE"]
-        status = "FAILURE" if failed else newest.dagster_run.status.value
         failures = [
             reason for item in failed for reason in _failures(instance, item.dagster_run.run_id)
         ]
+        # A provider list that could not be loaded does not fail the run (the previous load
+        # stands, `esim-recon run` exits 3), but it is a failure for whoever is on call.
+        failures += [
+            reason
+            for item in group
+            for reason in _lists_not_loaded(instance, item.dagster_run.run_id)
+        ]
+        status = "FAILURE" if failures or failed else newest.dagster_run.status.value
         last_success_at = None
         if status != "SUCCESS":
             successes = instance.get_run_records(

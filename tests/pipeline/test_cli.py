@@ -93,7 +93,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     cwd = tmp_path_factory.mktemp("cli_demo")
     shutil.copyfile(PROJECT_ROOT / ".gitignore", cwd / ".gitignore")
     subprocess.run(["git", "init", "-q", str(cwd)], check=True)
-    env = {"NO_COLOR": "1"}
+    # As after the README's set-up command: the virtual environment's scripts are not on PATH
+    # (a test run under `uv run` has them there).
+    path = os.pathsep.join(
+        entry
+        for entry in os.environ.get("PATH", "").split(os.pathsep)
+        if entry and Path(entry).resolve() != SCRIPT.parent.resolve()
+    )
+    env = {"NO_COLOR": "1", "PATH": path}
     returncode, stdout, terminal = _cli_on_a_terminal(
         ["demo", "--orders", "300", "--dir", "demo"],
         cwd,

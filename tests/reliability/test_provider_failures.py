@@ -125,7 +125,9 @@ def test_a_list_that_cannot_be_loaded_keeps_the_previous_load_and_the_run_comple
 
     # The run completed, in one go, and said what it could not do in one line.
     assert outcome.success, outcome.failures
-    assert outcome.continued_by is None and outcome.failed_checks == []
+    # ... and its list check failed, which shows the list asset red in the UI.
+    assert outcome.continued_by is None
+    assert outcome.failed_checks == ["pressone_orders:list_load_completed"]
     [line] = outcome.lists_not_loaded
     assert line.startswith("pressone order list not loaded this run (the complete load of "), line
     assert "stays in force" in line and "\n" not in line
@@ -233,18 +235,20 @@ def test_the_cli_says_in_one_line_which_list_was_not_loaded_and_exits_3(
     expected = _esimtrade_only(truth_findings(world.ground_truth()))
     assert answer.stdout.splitlines()[1] == str(len(expected))
 
-    # The on-call view: the run that lost a provider is a failure with its reason, even though
-    # the rebuild of the reports after it succeeded.
+    # The on-call view: the run that lost a provider's list is a failure with its reason, even
+    # though every report was built.
     assert report.returncode == 0, report.stderr
     last = json.loads(report.stdout)["last_run"]
     assert last["status"] == "failure"
-    assert last["run_id"].startswith(line.split()[2])
-    assert last["continued_by"]
-    assert any("pressone could not be reached" in failure for failure in last["failures"])
+    assert any(
+        failure.startswith("pressone_orders: pressone order list not loaded this run")
+        and "connection failed" in failure
+        for failure in last["failures"]
+    ), last["failures"]
     assert shown.returncode == 0, shown.stderr
     headline = next(row for row in shown.stdout.splitlines() if row.startswith("Last run:"))
     assert "failure" in headline and "success" not in headline
-    assert "failed: pressone_orders: pressone could not be reached" in shown.stdout
+    assert "failed: pressone_orders: pressone order list not loaded this run" in shown.stdout
 
 
 def test_a_base_url_without_its_api_path_is_named_as_such(world: Dataset, tmp_path: Path) -> None:
