@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster import AssetExecutionContext
 import duckdb
+from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from assets._metadata import markdown_table

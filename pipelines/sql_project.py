@@ -31,6 +31,8 @@ SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 TARGET_DIR = SQL_DIR / "target"
 MANIFEST_PATH = TARGET_DIR / "manifest.json"
 DB_ENV = "ESIM_RECON_DB"
+# The run time stamped on history episodes (default: when dbt started); see macros/run_at.sql.
+RUN_AT_ENV = "ESIM_RECON_RUN_AT"
 # Files dbt reads; anything else under sql/ (the planning queries, dbt's own output) is not
 # part of the manifest.
 _PROJECT_PARTS = ("dbt_project.yml", "profiles.yml", "models", "seeds", "macros", "tests")
@@ -214,10 +216,12 @@ def build(
         args += ["--select", *([select] if isinstance(select, str) else select)]
     if full_refresh:
         args.append("--full-refresh")
-    variables = {"run_at": run_at.isoformat()} if run_at is not None else None
-    if run_at is not None and run_at.tzinfo is None:
-        raise ValueError("run_at must be timezone-aware")
-    outcome = run_dbt(db_path, args, variables=variables, environ=environ)
+    env = dict(environ or {})
+    if run_at is not None:
+        if run_at.tzinfo is None:
+            raise ValueError("run_at must be timezone-aware")
+        env[RUN_AT_ENV] = run_at.isoformat()
+    outcome = run_dbt(db_path, args, environ=env)
     if check and not outcome.success:
         raise SqlProjectError("dbt build failed: " + "; ".join(outcome.failures or ["see dbt log"]))
     return outcome

@@ -94,9 +94,9 @@
         drop table {{ stage }}
     {% endcall %}
 
+    {% do persist_docs(target_relation, model) %}
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {{ adapter.commit() }}
     {{ run_hooks(post_hooks, inside_transaction=False) }}
-    {% do persist_docs(target_relation, model) %}
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
