@@ -172,7 +172,10 @@ def run_dbt(
         **(environ or {}),
     }
     with environment(env):
-        result = dbtRunner().invoke([*command, "--quiet"])
+        try:
+            result = dbtRunner().invoke([*command, "--quiet"])
+        finally:
+            _close_dbt_database()
     if result.exception is not None:
         raise SqlProjectError(f"dbt {' '.join(args)} failed: {result.exception}")
     statuses: dict[str, str] = {}
@@ -186,6 +189,18 @@ def run_dbt(
     return BuildOutcome(success=bool(result.success), statuses=statuses, failures=failures)
 
 
+def _close_dbt_database() -> None:
+    """dbt-duckdb keeps its database open for the life of the process; close it, so that the
+    caller (or a read-only connection) is the only user of the file again."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        environment_ = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+    if environment_ is not None:
+        environment_.close()
+
+
 def build(
     db_path: Path | str,
     select: str | Sequence[str] | None = None,
@@ -194,11 +209,13 @@ def build(
     full_refresh: bool = False,
     environ: Mapping[str, str] | None = None,
     check: bool = True,
+    with_tests: bool = True,
 ) -> BuildOutcome:
     """`dbt build` (seeds, models, tests) of `select` (default: everything) into `db_path`.
 
     `run_at` stamps the history (the time of the run that found a finding); default: now.
-    With `check`, a failing model or test raises SqlProjectError naming it.
+    With `check`, a failing model or test raises SqlProjectError naming it; `with_tests=False`
+    builds seeds and models only.
     """
     import duckdb
 
@@ -216,6 +233,8 @@ def build(
         args += ["--select", *([select] if isinstance(select, str) else select)]
     if full_refresh:
         args.append("--full-refresh")
+    if not with_tests:
+        args += ["--exclude-resource-type", "test"]
     env = dict(environ or {})
     if run_at is not None:
         if run_at.tzinfo is None:

@@ -170,15 +170,22 @@ def build(
     run_at: datetime | None = None,
     environ: dict[str, str] | None = None,
     full_refresh: bool = False,
+    with_tests: bool = True,
 ) -> sql_project.BuildOutcome:
     """`dbt build` of the project on the file `con` is connected to (`con` stays open)."""
     return sql_project.build(
-        database_path(con), select, run_at=run_at, environ=environ, full_refresh=full_refresh
+        database_path(con),
+        select,
+        run_at=run_at,
+        environ=environ,
+        full_refresh=full_refresh,
+        with_tests=with_tests,
     )
 
 
 def build_all(con: duckdb.DuckDBPyConnection, at: datetime = T0) -> None:
-    build(con, run_at=at + timedelta(minutes=5))
+    """Seeds and models (their dbt tests run in tests/models/test_assets.py)."""
+    build(con, run_at=at + timedelta(minutes=5), with_tests=False)
 
 
 def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
