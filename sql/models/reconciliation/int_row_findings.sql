@@ -18,6 +18,10 @@ usage_changes as (
     select * from {{ ref('int_usage_changes') }}
 ),
 
+discrepancy_types as (
+    select * from {{ ref('discrepancy_types') }}
+),
+
 esimtrade_syncs as (
     select * from {{ ref('stg_esimtrade_sync_attempts') }}
 ),
@@ -30,7 +34,7 @@ missing_at_provider as (
     select
         row_id, provider, order_no, finding_iccid as iccid,
         'missing_at_provider' as discrepancy_type,
-        'critical' as severity,
+        cast(null as varchar) as severity,
         local_state as local_value,
         cast(null as varchar) as provider_value,
         local_line_no, provider_esim_key
@@ -42,7 +46,7 @@ missing_locally as (
     select
         row_id, provider, order_no, finding_iccid as iccid,
         'missing_locally' as discrepancy_type,
-        'critical' as severity,
+        cast(null as varchar) as severity,
         cast(null as varchar) as local_value,
         provider_state as provider_value,
         local_line_no, provider_esim_key
@@ -95,7 +99,7 @@ iccid_mismatch as (
     select
         row_id, provider, order_no, finding_iccid as iccid,
         'iccid_mismatch' as discrepancy_type,
-        'warning' as severity,
+        cast(null as varchar) as severity,
         local_iccid as local_value,
         provider_iccid as provider_value,
         local_line_no, provider_esim_key
@@ -111,7 +115,7 @@ package_mismatch as (
     select
         row_id, provider, order_no, finding_iccid as iccid,
         'package_mismatch' as discrepancy_type,
-        'warning' as severity,
+        cast(null as varchar) as severity,
         local_package_code as local_value,
         provider_package_code as provider_value,
         local_line_no, provider_esim_key
@@ -126,7 +130,7 @@ amount_mismatch as (
     select
         row_id, provider, order_no, finding_iccid as iccid,
         'amount_mismatch' as discrepancy_type,
-        'critical' as severity,
+        cast(null as varchar) as severity,
         cast(local_amount as varchar) as local_value,
         cast(provider_amount as varchar) as provider_value,
         local_line_no, provider_esim_key
@@ -141,7 +145,7 @@ usage_exceeds_volume as (
     select
         row_id, provider, order_no, finding_iccid as iccid,
         'usage_exceeds_volume' as discrepancy_type,
-        'warning' as severity,
+        cast(null as varchar) as severity,
         cast(null as varchar) as local_value,
         cast(provider_used_bytes as varchar) || ' bytes used of '
             || cast(provider_total_bytes as varchar) as provider_value,
@@ -164,7 +168,7 @@ duplicate_iccid as (
         recon_rows.row_id, recon_rows.provider, recon_rows.order_no,
         recon_rows.finding_iccid as iccid,
         'duplicate_iccid' as discrepancy_type,
-        'warning' as severity,
+        cast(null as varchar) as severity,
         recon_rows.local_iccid as local_value,
         cast(duplicated_local_iccids.rows_with_iccid as varchar) || ' local rows'
             as provider_value,
@@ -179,7 +183,7 @@ invalid_iccid as (
     select
         row_id, provider, order_no, finding_iccid as iccid,
         'invalid_iccid' as discrepancy_type,
-        'warning' as severity,
+        cast(null as varchar) as severity,
         local_iccid as local_value,
         cast(null as varchar) as provider_value,
         local_line_no, provider_esim_key
@@ -242,7 +246,7 @@ esimtrade_sync_failed as (
         esimtrade_failed_orders.order_no,
         coalesce(order_rows.finding_iccid, esimtrade_failed_orders.requested_iccid, '') as iccid,
         'sync_failed' as discrepancy_type,
-        'warning' as severity,
+        cast(null as varchar) as severity,
         cast(null as varchar) as local_value,
         coalesce(
             esimtrade_failed_orders.error,
@@ -298,7 +302,7 @@ pressone_sync_failed as (
         coalesce(pressone_failed_fetches.order_no, '') as order_no,
         coalesce(recon_rows.finding_iccid, pressone_failed_fetches.iccid) as iccid,
         'sync_failed' as discrepancy_type,
-        'warning' as severity,
+        cast(null as varchar) as severity,
         cast(null as varchar) as local_value,
         coalesce(
             pressone_failed_fetches.error,
@@ -338,7 +342,7 @@ history_findings as (
         recon_rows.row_id, recon_rows.provider, recon_rows.order_no,
         recon_rows.finding_iccid as iccid,
         latest_bad_changes.discrepancy_type,
-        'warning' as severity,
+        cast(null as varchar) as severity,
         latest_bad_changes.local_value,
         latest_bad_changes.provider_value,
         recon_rows.local_line_no, recon_rows.provider_esim_key
@@ -349,7 +353,7 @@ history_findings as (
         and recon_rows.provider_esim_key = latest_bad_changes.esim_key
 ),
 
-final as (
+found as (
     select * from missing_at_provider
     union all select * from missing_locally
     union all select * from status_mismatch
@@ -362,6 +366,17 @@ final as (
     union all select * from esimtrade_sync_failed
     union all select * from pressone_sync_failed
     union all select * from history_findings
+),
+
+-- The severity is the discrepancy_types seed's, except where its rule is computed per finding
+-- (status_mismatch: critical when exactly one side left the money side).
+final as (
+    select
+        found.row_id, found.provider, found.order_no, found.iccid, found.discrepancy_type,
+        coalesce(found.severity, discrepancy_types.severity_rule) as severity,
+        found.local_value, found.provider_value, found.local_line_no, found.provider_esim_key
+    from found
+    left join discrepancy_types on discrepancy_types.discrepancy_type = found.discrepancy_type
 )
 
 select * from final
