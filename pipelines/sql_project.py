@@ -173,7 +173,8 @@ def run_dbt(
     }
     with environment(env):
         try:
-            result = dbtRunner().invoke([*command, "--quiet"])
+            manifest = None if variables else _parsed_manifest(Path(db_path), command)
+            result = dbtRunner(manifest=manifest).invoke([*command, "--quiet"])
         finally:
             _close_dbt_database()
     if result.exception is not None:
@@ -187,6 +188,34 @@ def run_dbt(
         if status in ("error", "fail"):
             failures.append(f"{name}: {(item.message or status).strip()}")
     return BuildOutcome(success=bool(result.success), statuses=statuses, failures=failures)
+
+
+# Parsed projects by (database name, project files' newest mtime): parsing costs seconds of CPU
+# and dbt re-parses whenever the DuckDB path changes (it is part of the profile), so builds of
+# several files in one process (tests, benchmarks) parse once per database name. The name
+# matters: the manifest qualifies every relation with it.
+_MANIFESTS: dict[tuple[str, float], Any] = {}
+
+
+def _parsed_manifest(db_path: Path, command: Sequence[str]) -> Any:
+    from dbt.cli.main import dbtRunner
+
+    newest = max(path.stat().st_mtime for path in _project_files())
+    key = (db_path.stem, newest)
+    if key not in _MANIFESTS:
+        options = [arg for arg in command[1:] if arg not in ("--full-refresh",)]
+        # keep only the project/profile options: selection does not change a parse
+        keep: list[str] = []
+        for flag in ("--project-dir", "--profiles-dir"):
+            if flag in options:
+                index = options.index(flag)
+                keep += options[index : index + 2]
+        parsed = dbtRunner().invoke(["parse", *keep, "--quiet"])
+        if not parsed.success or parsed.result is None:
+            raise SqlProjectError(f"dbt parse failed: {parsed.exception or 'see the dbt log'}")
+        _MANIFESTS.clear()
+        _MANIFESTS[key] = parsed.result
+    return _MANIFESTS[key]
 
 
 def _close_dbt_database() -> None:
