@@ -31,7 +31,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Columns that legitimately differ between two runs of the same world: when things happened.
 VOLATILE = {
-    "reconciliation": {"provider_last_synced_at"},
+    "reconciliation": {"provider_last_synced_at", "provider_state_observed_at"},
     "discrepancies": {"detected_at"},
     "usage": {"last_synced_at"},
     "usage_daily": set(),

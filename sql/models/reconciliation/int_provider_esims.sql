@@ -2,26 +2,17 @@
 
 with
 
-esimtrade_esims as (
-    select * from {{ ref('stg_esimtrade_esims') }}
-),
-
-pressone_esims as (
-    select * from {{ ref('stg_pressone_esims') }}
-),
-
--- By name: a column one provider's model lacks would be empty for its rows.
+-- Every provider's eSIMs (stg_<provider>_esims), by name: a column one provider's model lacks
+-- would be empty for its rows.
 unioned as (
-    select * from esimtrade_esims
-    union all by name
-    select * from pressone_esims
+    {{ union_provider_models('esims') }}
 ),
 
 final as (
     select
         provider, order_no, esim_key, iccid, status_raw, status_source, canonical_state,
         package_code, amount, currency, total_bytes, used_bytes, is_unlimited, last_synced_at,
-        usage_observed, is_order_level
+        state_observed_at, usage_observed, is_order_level
     from unioned
 )
 

@@ -53,6 +53,7 @@ provider_side as (
         used_bytes as provider_used_bytes,
         is_unlimited as provider_is_unlimited,
         last_synced_at as provider_last_synced_at,
+        state_observed_at as provider_state_observed_at,
         is_order_level as provider_is_order_level
     from provider_esims
 ),

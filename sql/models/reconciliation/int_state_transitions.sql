@@ -18,7 +18,7 @@ sequenced as (
         lag(canonical_state) over by_esim as previous_state,
         lag(observed_at) over by_esim as previous_observed_at
     from state_history
-    window by_esim as (partition by provider, order_no, esim_key order by observed_at)
+    window by_esim as (partition by provider, order_no, esim_key order by observed_at, run_id)
 ),
 
 changes as (

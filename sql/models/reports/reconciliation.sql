@@ -53,6 +53,7 @@ final as (
         recon_rows.provider_total_bytes,
         recon_rows.provider_used_bytes,
         recon_rows.provider_last_synced_at,
+        recon_rows.provider_state_observed_at,
         coalesce(findings_per_row.discrepancy_count, 0) as discrepancy_count,
         coalesce(findings_per_row.discrepancy_types, '') as discrepancy_types
     from recon_rows

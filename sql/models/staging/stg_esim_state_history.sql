@@ -1,7 +1,7 @@
 with
 
-esimtrade_syncs as (
-    select * from {{ ref('stg_esimtrade_sync_attempts') }}
+esimtrade_states as (
+    select * from {{ ref('stg_esimtrade_state_history') }}
 ),
 
 pressone_states as (
@@ -9,17 +9,8 @@ pressone_states as (
 ),
 
 esimtrade_observations as (
-    select
-        'esimtrade' as provider,
-        order_no,
-        esim_key,
-        iccid,
-        fetched_at as observed_at,
-        0 as event_order,
-        status_raw,
-        canonical_state
-    from esimtrade_syncs
-    where outcome = 'ok' and order_no is not null and canonical_state is not null
+    select provider, order_no, esim_key, iccid, run_id, observed_at, status_raw, canonical_state
+    from esimtrade_states
 ),
 
 pressone_observations as (
@@ -28,8 +19,8 @@ pressone_observations as (
         order_no,
         esim_key,
         iccid,
+        run_id,
         observed_at,
-        event_order,
         concat_ws('/', lower(order_status_key), usage_status_key) as status_raw,
         canonical_state
     from pressone_states
@@ -42,10 +33,11 @@ observations as (
 ),
 
 final as (
-    select provider, order_no, esim_key, iccid, observed_at, status_raw, canonical_state
+    select provider, order_no, esim_key, iccid, run_id, observed_at, status_raw, canonical_state
     from observations
+    -- two runs seeing an eSIM at the same instant: the later run id speaks
     qualify row_number() over (
-        partition by provider, order_no, esim_key, observed_at order by event_order desc
+        partition by provider, order_no, esim_key, observed_at order by run_id desc
     ) = 1
 )
 

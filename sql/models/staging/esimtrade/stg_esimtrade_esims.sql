@@ -59,6 +59,7 @@ synced_esims as (
         latest_sync.used_bytes,
         latest_sync.smdp_status,
         latest_sync.fetched_at as last_synced_at,
+        latest_sync.fetched_at as state_observed_at,
         latest_sync.total_bytes is not null and latest_sync.used_bytes is not null
             as usage_observed,
         false as is_order_level,
@@ -82,6 +83,7 @@ list_only_orders as (
         cast(null as bigint) as used_bytes,
         cast(null as varchar) as smdp_status,
         cast(null as timestamptz) as last_synced_at,
+        list_orders.listed_at as state_observed_at,
         false as usage_observed,
         true as is_order_level,
         true as in_stored_list
@@ -117,6 +119,7 @@ final as (
         false as is_unlimited,
         esims.smdp_status,
         esims.last_synced_at,
+        esims.state_observed_at,
         esims.usage_observed,
         esims.is_order_level,
         esims.in_stored_list

@@ -23,7 +23,7 @@ latest_state as (
     select *
     from state_history
     qualify row_number() over (
-        partition by order_no, esim_key order by observed_at desc, event_order desc
+        partition by order_no, esim_key order by observed_at desc, run_id desc
     ) = 1
 ),
 
@@ -33,10 +33,20 @@ final as (
         order_sims.order_no,
         order_sims.esim_key,
         order_sims.iccid,
-        concat_ws('/', order_sims.order_status, latest_usage.status_raw) as status_raw,
-        case when latest_usage.status_key is not null then 'order+usage' else 'order' end
-            as status_source,
+        -- The raw parts of the judged state: a listing whose usage fetch failed does not show
+        -- its order status beside the older usage status.
+        case
+            when latest_state.esim_key is not null then
+                concat_ws('/', latest_state.order_status_raw, latest_state.usage_status_raw)
+            else concat_ws('/', order_sims.order_status, latest_usage.status_raw)
+        end as status_raw,
+        case
+            when coalesce(latest_state.usage_status_key, latest_usage.status_key) is not null
+                then 'order+usage'
+            else 'order'
+        end as status_source,
         coalesce(latest_state.canonical_state, 'unknown') as canonical_state,
+        latest_state.observed_at as state_observed_at,
         order_sims.package_code,
         order_sims.price as amount,
         order_sims.currency,
