@@ -14,6 +14,7 @@ counts per type and severity an on-call engineer looks at first.
 
 import contextlib
 import io
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ import dagster as dg
 import duckdb
 from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dbt.version import __version__ as dbt_core_version
+from packaging import version
 
 from assets._metadata import markdown_table
 from pipelines.resources import WarehouseResource
@@ -193,6 +196,16 @@ def _with_metadata(
             yield event
 
 
+def _dbt_cli() -> DbtCliResource:
+    resource = DbtCliResource(project_dir=sql_project, dbt_executable=dbt_executable())
+    # dagster-dbt learns the CLI's version by running `dbt --version` once per resource (3 s of
+    # CPU on this machine, every run); the executable is the dbt-core of this environment, so
+    # its version is known in-process.
+    if Path(resource.dbt_executable).parent == Path(sys.executable).parent:
+        resource.__dict__["_cli_version"] = version.parse(dbt_core_version)
+    return resource
+
+
 @dbt_assets(
     manifest=manifest_path(),
     project=sql_project,
@@ -205,7 +218,7 @@ def sql_models(context: AssetExecutionContext, warehouse: WarehouseResource) -> 
     with warehouse.connect():
         pass  # the file exists and has its raw schema, even before any ingestion ran
     database = str(Path(warehouse.database).resolve())
-    dbt = DbtCliResource(project_dir=sql_project, dbt_executable=dbt_executable())
+    dbt = _dbt_cli()
     with environment({DB_ENV: database}):
         invocation = dbt.cli(
             ["build"],
