@@ -45,10 +45,12 @@ DBT_STEP = "sql_models"
 
 # Raw tables are written by ingestion assets named like the table, with two exceptions: the
 # rejected local rows come from the `local_orders` asset, and `raw.ingest_log` is written by
-# every ingestion asset (bookkeeping, not an asset of its own, so no dependency).
+# every ingestion asset (bookkeeping, not an asset of its own, so no dependency); so is
+# `raw.provider_quarantine` (every provider asset may write it).
 RAW_TABLE_ASSETS: Mapping[str, str | None] = {
     "local_orders_rejected": "local_orders",
     "ingest_log": None,
+    "provider_quarantine": None,
 }
 _NO_ASSET = dg.AssetKey(["raw", "ingest_log"])
 

@@ -25,6 +25,7 @@ from assets._metadata import markdown_table, stats_dict
 from assets.partitions import ListWindow, esimtrade_created_minute, list_partitions, window_of
 from pipelines import progress
 from pipelines.local_orders import LocalOrdersError, read_local_orders
+from pipelines.local_orders_db import LocalOrdersQuery, duplicate_rows, is_database_url
 from pipelines.providers import (
     ESIMTradeListedOrder,
     ESIMTradeSyncResult,
@@ -102,6 +103,7 @@ def _ingest_list(
 
     async def fetch() -> Any:
         async with open_client() as client:
+            load.quarantine = client.quarantine
             listing = listing_of(client)
 
             async def rows() -> AsyncIterator[list[Row]]:
@@ -126,11 +128,23 @@ def _ingest_list(
         stats = asyncio.run(fetch())
     except ProviderError as exc:
         raise load.failure(exc) from None
-    load.log("complete", detail=f"window {window}" if window else None)
+    if stats.limit_reached is not None:
+        raise load.walk_stopped(stats.limit_reached)
+    detail = f"window {window}" if window else None
+    if stats.pages_unread and not stats.complete:
+        # Pages whose answers were refused to the end: not a snapshot of the whole list.
+        unread = f"pages never read: {stats.pages_unread[:20]}"
+        load.log("partial", detail=f"{detail}; {unread}" if detail else unread)
+        load.context.log.warning(
+            f"{load.asset}: {unread} (answers refused, see raw.provider_quarantine)"
+        )
+    else:
+        load.log("complete", detail=detail)
     metadata: dict[str, Any] = {
         "dagster/row_count": load.rows_written,
         "window": str(window) if window else "full list",
         "paging": dg.MetadataValue.json(stats_dict(stats)),
+        **load.quarantine_metadata(),
     }
     if early is not None:
         metadata["stopped_early"] = early.stopped
@@ -196,6 +210,7 @@ def _ingest_snapshots(
     async def fetch() -> Any:
         start_by = deadline_in(run_options.sync_seconds) if run_options.sync_seconds else None
         async with open_client() as client:
+            load.quarantine = client.quarantine
 
             async def rows(task: progress.Task) -> AsyncIterator[list[Row]]:
                 async for result in request_many(client, todo[key_column].to_list(), start_by):
@@ -225,6 +240,11 @@ def _ingest_snapshots(
         )
     if outcomes["failed"]:
         load.context.log.warning(f"{outcomes['failed']} {noun} failed after retries")
+    if load.quarantined:
+        load.context.log.warning(
+            f"{sum(load.quarantined.values())} refused answer(s) quarantined "
+            f"({dict(load.quarantined)}); see raw.provider_quarantine"
+        )
     return dg.MaterializeResult(
         metadata={
             "planned": plan.height,
@@ -234,6 +254,7 @@ def _ingest_snapshots(
             "dagster/row_count": load.rows_written,
             "seconds": round(time.monotonic() - began, 2),
             "client": dg.MetadataValue.json(stats_dict(stats)),
+            **load.quarantine_metadata(),
         }
     )
 
@@ -259,6 +280,8 @@ def local_orders(
     if not local_orders_file.path:
         raise dg.Failure(description="ESIM_RECON_LOCAL_ORDERS is not set")
     load = Load(context, warehouse, table="raw.local_orders", provider=None)
+    if is_database_url(local_orders_file.path):
+        return _local_orders_from_database(context, load, warehouse, local_orders_file)
     try:
         parsed = read_local_orders(local_orders_file.path)
     except (LocalOrdersError, OSError) as exc:
@@ -295,6 +318,160 @@ def local_orders(
             "iccid_check_digit_warnings": parsed.luhn_warnings,
             "rejected_preview": dg.MetadataValue.md(
                 markdown_table(["line_no", "reason"], preview) if preview else "_none_"
+            ),
+        }
+    )
+
+
+def _insert_frame(con: Any, table: str, frame: pl.DataFrame) -> None:
+    """Append a frame inside the caller's transaction (`table` is one of the names below)."""
+    if frame.height == 0:
+        return
+    con.register("_local_batch", frame.to_arrow())
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _local_batch")
+    finally:
+        con.unregister("_local_batch")
+
+
+# Rows loaded earlier in this load whose identity hash one of the batch's rows shares.
+_EARLIER_SAME_HASH = """
+    SELECT DISTINCT s.line_no, s.identity_hash
+    FROM _local_identities AS s
+    JOIN _batch_identities AS b USING (identity_hash)
+"""
+_PAYLOADS_OF_LINES = """
+    SELECT o.line_no, o.payload::VARCHAR AS payload
+    FROM raw.local_orders AS o
+    WHERE o.run_id = ? AND o.line_no IN (SELECT line_no FROM _earlier_lines)
+"""
+
+
+def _duplicates_in_batch(con: Any, run_id: str, batch: Any) -> pl.DataFrame:
+    """The batch's rows identical (in every required field, as read) to an earlier row of this
+    load that has an ICCID: the same eSIM written twice. Hashes pick the candidates; the
+    comparison itself is on the fields (`duplicate_rows`)."""
+    identities: pl.DataFrame = batch.identities
+    if identities.height == 0:
+        return duplicate_rows(pl.DataFrame(schema={"line_no": pl.Int32, "payload": pl.String}))
+    con.register("_batch_identities", identities.to_arrow())
+    try:
+        earlier = con.sql(_EARLIER_SAME_HASH).pl()
+    finally:
+        con.unregister("_batch_identities")
+    repeated = identities.filter(
+        pl.col("identity_hash").is_duplicated()
+        | pl.col("identity_hash").is_in(earlier.get_column("identity_hash").implode())
+    )
+    if repeated.height == 0:
+        return duplicate_rows(pl.DataFrame(schema={"line_no": pl.Int32, "payload": pl.String}))
+    earlier_payloads = pl.DataFrame(schema={"line_no": pl.Int32, "payload": pl.String})
+    if earlier.height:
+        con.register("_earlier_lines", earlier.select("line_no").to_arrow())
+        try:
+            earlier_payloads = (
+                con.sql(_PAYLOADS_OF_LINES, params=[run_id]).pl().cast({"line_no": pl.Int32})
+            )
+        finally:
+            con.unregister("_earlier_lines")
+    batch_payloads = batch.accepted.join(repeated.select("line_no"), on="line_no", how="semi")
+    candidates = pl.concat([earlier_payloads, batch_payloads.select("line_no", "payload")])
+    found = duplicate_rows(candidates)
+    return found.join(repeated.select("line_no"), on="line_no", how="semi")
+
+
+def _local_orders_from_database(
+    context: dg.AssetExecutionContext,
+    load: Load,
+    warehouse: WarehouseResource,
+    local_orders_file: LocalOrdersResource,
+) -> dg.MaterializeResult:
+    """Stream the order database's rows into raw.local_orders, a batch at a time.
+
+    The rows are read as Arrow batches from one Postgres snapshot; each batch's accepted and
+    rejected rows (duplicates of earlier rows included) are written in one DuckDB transaction,
+    so memory holds a batch, not the table. As for every load, only a load logged `complete`
+    counts: a load that fails half way leaves rows nobody reads.
+    """
+    assert local_orders_file.path is not None
+    luhn_warnings = 0
+    try:
+        with (
+            LocalOrdersQuery(local_orders_file.path, local_orders_file.query) as source,
+            warehouse.connect() as con,
+        ):
+            common = [
+                pl.lit(load.run_id).alias("run_id"),
+                pl.lit(load.started_at).dt.convert_time_zone("UTC").alias("loaded_at"),
+                pl.lit(source.source).alias("source_file"),
+            ]
+            # Identity hashes of the rows loaded so far (12 bytes a row, spilled by DuckDB).
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _local_identities "
+                "(line_no INTEGER, identity_hash UBIGINT)"
+            )
+            for batch in source.batches():
+                duplicates = _duplicates_in_batch(con, load.run_id, batch)
+                accepted_rows = batch.accepted.join(
+                    duplicates.select("line_no"), on="line_no", how="anti"
+                )
+                new_identities = batch.identities.join(
+                    duplicates.select("line_no"), on="line_no", how="anti"
+                )
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    _insert_frame(con, "raw.local_orders", accepted_rows.with_columns(common))
+                    _insert_frame(
+                        con,
+                        "raw.local_orders_rejected",
+                        pl.concat([batch.rejected, duplicates]).with_columns(common),
+                    )
+                    _insert_frame(con, "_local_identities", new_identities)
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                luhn_warnings += batch.luhn_warnings
+            con.execute("DROP TABLE _local_identities")
+            accepted = con.execute(
+                "SELECT count(*)::BIGINT FROM raw.local_orders WHERE run_id = ?", [load.run_id]
+            ).fetchone()
+            reasons = dict(
+                con.execute(
+                    "SELECT split_part(reason, ':', 1) AS kind, count(*)::BIGINT "
+                    "FROM raw.local_orders_rejected WHERE run_id = ? GROUP BY kind ORDER BY kind",
+                    [load.run_id],
+                ).fetchall()
+            )
+            preview = con.execute(
+                "SELECT line_no, row_key, reason FROM raw.local_orders_rejected "
+                "WHERE run_id = ? ORDER BY line_no LIMIT 10",
+                [load.run_id],
+            ).fetchall()
+            extra_columns = source.extra_columns
+            source_name, query = source.source, source.sql
+    except LocalOrdersError as exc:
+        raise dg.Failure(description=f"local orders not loaded: {exc}") from None
+    rejected = sum(reasons.values())
+    load.rows_written = int(accepted[0]) if accepted else 0
+    load.log("complete", detail=f"{rejected} rejected")
+    if rejected:
+        context.log.warning(
+            f"{rejected} local row(s) rejected: {reasons}; see raw.local_orders_rejected"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "source_file": source_name,
+            "query": " ".join(query.split()),
+            "dagster/row_count": load.rows_written,
+            "rejected_rows": rejected,
+            "rejected_reasons": dg.MetadataValue.json(reasons),
+            "extra_columns_ignored": ", ".join(extra_columns) or "none",
+            "iccid_check_digit_warnings": luhn_warnings,
+            "rejected_preview": dg.MetadataValue.md(
+                markdown_table(["row", "row_key", "reason"], [tuple(row) for row in preview])
+                if preview
+                else "_none_"
             ),
         }
     )

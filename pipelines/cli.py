@@ -176,7 +176,7 @@ def _run_graph(
                 runnable, resources, db_path=settings.esim_recon_db, selection=selection, tags=tags
             )
     except RunError as exc:
-        _die(str(exc))
+        _die(str(exc), exc.exit_code)
     if not outcome.success:
         first = outcome.failures[0] if outcome.failures else "the run failed"
         more = f" (and {len(outcome.failures) - 1} more)" if len(outcome.failures) > 1 else ""
@@ -511,6 +511,13 @@ def _print_status(report: Status) -> None:
     total = sum(finding["count"] for finding in report.findings)
     findings.add_row("total", "", str(total), style="bold")
     console.print(findings)
+
+    for entry in report.quarantined:  # refused provider answers (raw.provider_quarantine)
+        console.print(
+            f"Quarantined: {entry['asset']} {entry['kind']}: {entry['count']} "
+            f"({entry['latest_run']} in its latest load)",
+            markup=False,
+        )
 
     tables = Table(title="Rows per table", title_justify="left")
     tables.add_column("table")

@@ -9,12 +9,23 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
 from pydantic import Field, SecretStr
 
-from pipelines.providers import ESIMTradeClient, PressOneClient, RetryPolicy
+from pipelines.providers import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_JSON_DEPTH,
+    DEFAULT_MAX_PAGES,
+    DEFAULT_MAX_WALK_SECONDS,
+    ESIMTradeClient,
+    PayloadLimits,
+    PressOneClient,
+    RetryPolicy,
+)
 from pipelines.settings import DEFAULT_EXPORT_DIR, Settings
 from pipelines.warehouse import Warehouse
 
@@ -53,10 +64,36 @@ class _ProviderResource(dg.ConfigurableResource):
     retry_initial_wait: float = Field(default=0.5, description="First backoff wait, seconds.")
     retry_max_wait: float = Field(default=30.0, description="Longest single backoff wait.")
     page_size: int | None = Field(default=None, description="List page size.")
+    max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES,
+        description="Largest answer body accepted, bytes (ESIM_RECON_MAX_BODY_BYTES).",
+    )
+    max_json_depth: int = Field(
+        default=DEFAULT_MAX_JSON_DEPTH,
+        description="Deepest JSON nesting accepted (ESIM_RECON_MAX_JSON_DEPTH).",
+    )
+    max_pages: int = Field(
+        default=DEFAULT_MAX_PAGES,
+        description="Page requests one list walk may make, all passes (ESIM_RECON_MAX_PAGES).",
+    )
+    max_walk_seconds: float = Field(
+        default=DEFAULT_MAX_WALK_SECONDS,
+        description="Seconds one list walk may take, all passes (ESIM_RECON_MAX_WALK_SECONDS).",
+    )
 
     @property
     def enabled(self) -> bool:
         return bool(self.base_url)
+
+    def walk_options(self) -> dict[str, Any]:
+        """The client's limits on answers and list walks."""
+        return {
+            "limits": PayloadLimits(
+                max_body_bytes=self.max_body_bytes, max_json_depth=self.max_json_depth
+            ),
+            "max_pages": self.max_pages,
+            "max_walk_seconds": self.max_walk_seconds,
+        }
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -85,6 +122,7 @@ class ESIMTradeResource(_ProviderResource):
             max_concurrency=self.max_concurrency,
             requests_per_minute=self.requests_per_minute or 120,
             page_size=self.page_size or 100,
+            **self.walk_options(),
         )
 
 
@@ -106,13 +144,24 @@ class PressOneResource(_ProviderResource):
             max_concurrency=self.max_concurrency,
             requests_per_minute=self.requests_per_minute,
             page_size=self.page_size or 50,
+            **self.walk_options(),
         )
 
 
 class LocalOrdersResource(dg.ConfigurableResource):
     """Where the reseller's own order records are (ESIM_RECON_LOCAL_ORDERS)."""
 
-    path: str | None = Field(default=None, description="CSV or Parquet file of local orders.")
+    path: str | None = Field(
+        default=None,
+        description="CSV or Parquet file of local orders, or a postgresql:// database URL.",
+    )
+    query: str | None = Field(
+        default=None,
+        description=(
+            "With a database URL: the query returning the local orders file's columns "
+            "(ESIM_RECON_LOCAL_ORDERS_QUERY; default `select * from esim_orders`)."
+        ),
+    )
 
 
 class ExportsResource(dg.ConfigurableResource):
@@ -153,6 +202,16 @@ def _secret(name: str, value: SecretStr | None) -> dg.EnvVar | str | None:
     return dg.EnvVar(name) if os.environ.get(name) == secret else secret
 
 
+def _local_orders_location(location: Path | str | None) -> dg.EnvVar | str | None:
+    """A database URL may hold its password: like the secrets, it reaches Dagster as a
+    reference to the environment variable where it can."""
+    if location is None:
+        return None
+    if isinstance(location, str):
+        return _secret("ESIM_RECON_LOCAL_ORDERS", SecretStr(location))
+    return str(location)
+
+
 def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """The resources of a real run, configured from the contract's environment variables."""
     tuning = {
@@ -162,6 +221,10 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
         "retry_seconds": settings.esim_recon_retry_seconds,
         "retry_initial_wait": settings.esim_recon_retry_initial_wait,
         "retry_max_wait": settings.esim_recon_retry_max_wait,
+        "max_body_bytes": settings.esim_recon_max_body_bytes,
+        "max_json_depth": settings.esim_recon_max_json_depth,
+        "max_pages": settings.esim_recon_max_pages,
+        "max_walk_seconds": settings.esim_recon_max_walk_seconds,
     }
     secret_key = settings.esimtrade_secret_key
     client_secret = settings.pressone_client_secret
@@ -182,7 +245,8 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
             **tuning,
         ),
         "local_orders_file": LocalOrdersResource(
-            path=str(settings.esim_recon_local_orders) if settings.esim_recon_local_orders else None
+            path=_local_orders_location(settings.esim_recon_local_orders),
+            query=settings.esim_recon_local_orders_query,
         ),
         "exports": ExportsResource(directory=str(settings.esim_recon_export_dir)),
         "run_options": RunOptionsResource(sync_seconds=settings.esim_recon_sync_seconds),

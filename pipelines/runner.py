@@ -18,6 +18,7 @@ import duckdb
 from filelock import FileLock, Timeout
 
 from pipelines.local_orders import LocalOrdersError, check_local_orders_file
+from pipelines.local_orders_db import check_local_orders_database, is_database_url
 from pipelines.warehouse import Warehouse, WarehouseError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +27,10 @@ DEFAULT_LOCK_WAIT_SECONDS = 600.0
 
 class RunError(RuntimeError):
     """A run could not start or did not finish; the message is one line for a person."""
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -184,12 +189,19 @@ def _preflight(assets: list[Any], resources: Mapping[str, Any], selection: str |
     (the provider ones included) writes anything: the database stays as it was."""
     local = resources.get("local_orders_file")
     path = getattr(local, "path", None)
+    if isinstance(path, dg.EnvVar):  # a database URL with its password stays in the environment
+        path = path.get_value()
     if not path or dg.AssetKey("local_orders") not in _selected_keys(assets, selection):
         return
     try:
-        check_local_orders_file(path)
+        if is_database_url(path):
+            check_local_orders_database(path, getattr(local, "query", None))
+        else:
+            check_local_orders_file(path)
     except LocalOrdersError as exc:
-        raise RunError(f"local orders not loaded: {exc}") from None
+        # A database that cannot be read is a configuration problem (exit 2), like a bad URL.
+        code = 2 if is_database_url(path) else 1
+        raise RunError(f"local orders not loaded: {exc}", exit_code=code) from None
 
 
 def _step_assets(assets: list[Any]) -> dict[str, dg.AssetsDefinition]:

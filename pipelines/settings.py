@@ -14,8 +14,16 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipelines.providers import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_JSON_DEPTH,
+    DEFAULT_MAX_PAGES,
+    DEFAULT_MAX_WALK_SECONDS,
+)
+
 DEFAULT_DB = Path("data/esim_recon.duckdb")
 DEFAULT_EXPORT_DIR = Path("exports")
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")
 
 
 class ConfigError(ValueError):
@@ -33,7 +41,9 @@ class Settings(BaseSettings):
     esimtrade_base_url: str | None = None
     esimtrade_access_code: str | None = None
     esimtrade_secret_key: SecretStr | None = None
-    esim_recon_local_orders: Path | None = None
+    # A file path, or a database URL (postgresql://...) kept as text: a Path would fold its "//".
+    esim_recon_local_orders: Path | str | None = None
+    esim_recon_local_orders_query: str | None = None
     esim_recon_db: Path = DEFAULT_DB
     esim_recon_export_dir: Path = DEFAULT_EXPORT_DIR
     esim_recon_local_status_map: Path | None = None
@@ -50,11 +60,25 @@ class Settings(BaseSettings):
     # Per-run time budget of the per-order syncs and usage requests (each provider), seconds;
     # unset: no limit. What a run does not reach, the next run does first.
     esim_recon_sync_seconds: float | None = Field(default=None, gt=0)
+    # What one provider answer or one list walk may cost (see README, "Limits on provider
+    # answers"): crossing one fails that request or walk, never the run.
+    esim_recon_max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
+    # The JSON decoder recurses once per level: keep well inside Python's recursion limit.
+    esim_recon_max_json_depth: int = Field(default=DEFAULT_MAX_JSON_DEPTH, ge=8, le=512)
+    esim_recon_max_pages: int = Field(default=DEFAULT_MAX_PAGES, ge=1)
+    esim_recon_max_walk_seconds: float = Field(default=DEFAULT_MAX_WALK_SECONDS, gt=0)
 
     @field_validator("*", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("esim_recon_local_orders", mode="before")
+    @classmethod
+    def _path_or_database_url(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().lower().startswith(DATABASE_URL_SCHEMES):
+            return Path(value)
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("pressone_base_url", "esimtrade_base_url")
     @classmethod
@@ -96,6 +120,9 @@ class Settings(BaseSettings):
             )
         if self.esim_recon_local_orders is None:
             raise ConfigError("ESIM_RECON_LOCAL_ORDERS is not set (path of the local orders file)")
+        # A database is checked (connection, query, columns) just before the run starts.
+        if isinstance(self.esim_recon_local_orders, str):
+            return
         if not self.esim_recon_local_orders.is_file():
             raise ConfigError(
                 f"ESIM_RECON_LOCAL_ORDERS: no such file: {self.esim_recon_local_orders}"

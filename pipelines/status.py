@@ -51,6 +51,25 @@ order by attempts.asset
 
 _RUN_IDS_SQL = "select distinct run_id from raw.ingest_log"
 
+# Refused provider answers and records per asset and kind: in all, and in the asset's latest
+# load (its latest run that quarantined anything, compared with its latest load in the log).
+_QUARANTINE_SQL = """
+with latest_load as (
+    select asset, arg_max(run_id, finished_at) as run_id
+    from raw.ingest_log
+    group by asset
+)
+select
+    quarantine.asset,
+    quarantine.kind,
+    count(*) as total,
+    count(*) filter (where quarantine.run_id = latest_load.run_id) as latest_run
+from raw.provider_quarantine as quarantine
+left join latest_load using (asset)
+group by all
+order by 1, 2
+"""
+
 
 @dataclass
 class LastRun:
@@ -84,6 +103,8 @@ class Status:
     tables: dict[str, int]
     findings: list[dict[str, Any]]
     feeds: list[Feed]
+    # Refused provider answers and records (raw.provider_quarantine) per asset and kind.
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def has_runs(self) -> bool:
@@ -109,6 +130,7 @@ class Status:
                 "tables": self.tables,
                 "findings": self.findings,
                 "feeds": [asdict(feed) for feed in self.feeds],
+                "quarantined": self.quarantined,
             }
         )
 
@@ -211,11 +233,19 @@ def _database_part(
     return tables, findings, feeds, run_ids
 
 
+def _quarantined(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    return [
+        {"asset": asset, "kind": kind, "count": int(total), "latest_run": int(latest)}
+        for asset, kind, total, latest in con.execute(_QUARANTINE_SQL).fetchall()
+    ]
+
+
 def collect(db_path: Path, home: Path | None = None) -> Status:
     """Read the status; raises `WarehouseError` when the file is missing or cannot be opened."""
     home = home or dagster_home()
     with Warehouse(db_path).connect(read_only=True, wait_seconds=OPEN_WAIT_SECONDS) as con:
         tables, findings, feeds, run_ids = _database_part(con)
+        quarantined = _quarantined(con) if "raw.provider_quarantine" in tables else []
     run = last_run(home)
     if run is not None:
         run.wrote_database = run.run_id in run_ids
@@ -227,4 +257,5 @@ def collect(db_path: Path, home: Path | None = None) -> Status:
         tables=tables,
         findings=findings,
         feeds=feeds,
+        quarantined=quarantined,
     )

@@ -28,7 +28,13 @@ from ._errors import (
     register_secret,
 )
 from ._http import ClientStats
-from ._paging import Listing, ListingStats
+from ._paging import DEFAULT_MAX_PAGES, DEFAULT_MAX_WALK_SECONDS, Listing, ListingStats
+from ._payload import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_JSON_DEPTH,
+    PayloadLimits,
+    QuarantineBox,
+)
 from ._ratelimit import BatchStats, BatchStream, deadline_in
 from ._records import (
     ESIMTradeEsim,
@@ -40,12 +46,17 @@ from ._records import (
     PressOneSim,
     PressOneUsage,
     PressOneUsageResult,
+    Quarantined,
 )
 from ._retry import RetryPolicy, parse_retry_after
 from .esimtrade import ESIMTradeClient
 from .pressone import PressOneClient
 
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_JSON_DEPTH",
+    "DEFAULT_MAX_PAGES",
+    "DEFAULT_MAX_WALK_SECONDS",
     "AuthError",
     "BadPayloadError",
     "BatchStats",
@@ -61,6 +72,7 @@ __all__ = [
     "NotFoundError",
     "Outcome",
     "Page",
+    "PayloadLimits",
     "PaymentRequiredError",
     "PressOneClient",
     "PressOneOrder",
@@ -69,6 +81,8 @@ __all__ = [
     "PressOneUsageResult",
     "ProviderError",
     "ProviderUnavailableError",
+    "QuarantineBox",
+    "Quarantined",
     "RateLimitedError",
     "RetryPolicy",
     "ValidationError",

@@ -15,9 +15,10 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import httpx
 
-from ._errors import AuthError, NotFoundError, ProviderError, excerpt
+from ._errors import AuthError, BadPayloadError, NotFoundError, ProviderError, excerpt
 from ._http import ClientStats, HttpEngine, PauseScope, describe_endpoint
-from ._paging import FetchedPage, Listing, Paginator
+from ._paging import DEFAULT_MAX_WALK_SECONDS, FetchedPage, Listing, PageInfo, Paginator
+from ._payload import PayloadLimits, QuarantineBox, quarantine_record
 from ._ratelimit import BatchStream, RequestGate
 from ._records import Outcome
 from ._retry import RetryPolicy
@@ -67,11 +68,14 @@ class ProviderClient(ABC):
         max_pages: int,
         max_passes: int,
         transport: httpx.AsyncBaseTransport | None,
+        limits: PayloadLimits | None = None,
+        max_walk_seconds: float = DEFAULT_MAX_WALK_SECONDS,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._paginator = paginator
         self._max_pages = max_pages
         self._max_passes = max_passes
+        self._max_walk_seconds = max_walk_seconds
         self._engine = HttpEngine(
             provider=self.provider,
             base_url=self.base_url,
@@ -82,6 +86,7 @@ class ProviderClient(ABC):
             ),
             transport=transport,
             secrets=secrets,
+            limits=limits,
         )
 
     def __repr__(self) -> str:
@@ -101,6 +106,12 @@ class ProviderClient(ABC):
         """Counters: ``requests`` (retries included), ``retries``, ``rate_limited`` (429s)
         and, for PressOne, ``token_requests``."""
         return self._engine.stats
+
+    @property
+    def quarantine(self) -> QuarantineBox:
+        """Answers and records this client refused (too large, too deep, not JSON, values
+        beyond their column), kept as received with the reason; the caller drains them."""
+        return self._engine.quarantine
 
     @abstractmethod
     async def _authenticate(self, send: Callable[[Mapping[str, str]], Awaitable[R]]) -> R:
@@ -142,8 +153,28 @@ class ProviderClient(ABC):
 
         async def fetch(number: int) -> FetchedPage:
             params = self._paginator.params(number, filters)
-            info = await self._get(path, parse=self._paginator.parse, params=params)
-            return FetchedPage(number, info, utc_now(), describe_endpoint(path, params))
+            endpoint = describe_endpoint(path, params)
+            try:
+                info = await self._get(path, parse=self._paginator.parse, params=params)
+            except BadPayloadError as exc:
+                # Its answers are in quarantine; the walk goes on without the page.
+                return FetchedPage(number, PageInfo(items=()), utc_now(), endpoint, error=exc)
+            return FetchedPage(number, info, utc_now(), endpoint)
+
+        def reject(page: FetchedPage, item: Any, error: Exception) -> None:
+            self._engine.quarantine.add(
+                quarantine_record(
+                    item,
+                    provider=self.provider,
+                    source_endpoint=page.source_endpoint,
+                    http_status=200,
+                    kind=getattr(error, "kind", "bad_shape"),
+                    reason=excerpt(str(error), self._engine.secrets, ERROR_CHARS),
+                    fetched_at=page.fetched_at,
+                    secrets=self._engine.secrets,
+                    page=page.number,
+                )
+            )
 
         return Listing(
             fetch,
@@ -153,7 +184,9 @@ class ProviderClient(ABC):
             window=self._engine.gate.max_concurrency,
             max_pages=self._max_pages,
             max_passes=self._max_passes,
+            max_seconds=self._max_walk_seconds,
             label=f"{self.provider} {path}",
+            on_reject=reject,
         )
 
     async def _for_key(self, request: Awaitable[R]) -> KeyFetch[R]:

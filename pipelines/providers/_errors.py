@@ -204,6 +204,28 @@ class PayloadShapeError(ValueError):
     the request layer turns it into a retryable :class:`BadPayloadError`."""
 
 
+class RecordRejected(PayloadShapeError):
+    """Raised by record parsers for a value a typed column cannot hold (an integer beyond
+    BIGINT, an amount beyond the decimal type, an over-long string, control characters). The
+    answer is well formed, so asking again would bring the same value: it is not retried, and
+    the record is quarantined. ``kind`` is a short code, ``field`` the JSON key."""
+
+    def __init__(self, message: str, *, kind: str, field: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.field = field
+
+
+class BodyRejected(ValueError):
+    """Raised when a 2xx body is refused before or while it is decoded: too large, nested
+    too deep, not JSON, or not text. ``kind`` is a short code; ``reason`` one line."""
+
+    def __init__(self, reason: str, *, kind: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+
+
 class EnvelopeFailure(Exception):
     """Raised by body parsers for a PressOne envelope with ``"success": false`` on a 2xx."""
 

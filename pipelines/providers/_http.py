@@ -4,7 +4,6 @@ to results or :class:`ProviderError` subclasses."""
 
 from __future__ import annotations
 
-import json
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -18,6 +17,7 @@ import httpx
 from ._errors import (
     AuthError,
     BadPayloadError,
+    BodyRejected,
     ConflictError,
     EnvelopeFailure,
     NotFoundError,
@@ -26,15 +26,23 @@ from ._errors import (
     ProviderError,
     ProviderUnavailableError,
     RateLimitedError,
+    RecordRejected,
     ValidationError,
     excerpt,
     redact_json,
     register_secret,
 )
-from ._payload import error_details
+from ._payload import (
+    PayloadLimits,
+    QuarantineBox,
+    decode_body,
+    error_details,
+    quarantine_record,
+    read_capped,
+)
 from ._ratelimit import PauseBeyondDeadline, RequestGate
 from ._retry import RetryPolicy, parse_rate_limit_reset, parse_retry_after
-from ._scalars import as_int
+from ._scalars import as_int, utc_now
 
 __all__ = ["ClientStats", "HttpEngine", "PauseScope", "describe_endpoint"]
 
@@ -131,8 +139,12 @@ class HttpEngine:
         gate: RequestGate,
         transport: httpx.AsyncBaseTransport | None,
         secrets: tuple[str, ...],
+        limits: PayloadLimits | None = None,
     ) -> None:
         self.provider = provider
+        self.limits = limits or PayloadLimits()
+        # Refused answers and records, for the caller to keep (see _payload).
+        self.quarantine = QuarantineBox()
         self.base_url = base_url.rstrip("/")
         self.retry = retry
         self.gate = gate
@@ -153,6 +165,23 @@ class HttpEngine:
 
     async def aclose(self) -> None:
         await self._lanes.aclose()
+
+    def _quarantine(
+        self, content: bytes, endpoint: str, status: int, kind: str, reason: str, received: int
+    ) -> None:
+        self.quarantine.add(
+            quarantine_record(
+                content,
+                provider=self.provider,
+                source_endpoint=endpoint,
+                http_status=status,
+                kind=kind,
+                reason=reason,
+                fetched_at=utc_now(),
+                secrets=self.secrets,
+                raw_bytes=received,
+            )
+        )
 
     async def request(
         self,
@@ -227,7 +256,7 @@ class HttpEngine:
         try:
             async with self.gate.slot(deadline=deadline), self._lanes.lane() as client:
                 self.stats.requests += 1
-                response = await client.request(
+                request = client.build_request(
                     method,
                     self.base_url + path,
                     params=params,
@@ -235,6 +264,14 @@ class HttpEngine:
                     # A (None, value) pair is a multipart text field without a file name.
                     files={name: (None, value) for name, value in form.items()} if form else None,
                 )
+                # Streamed, so that a body past the size limit is never read whole.
+                response = await client.send(request, stream=True)
+                try:
+                    content, received, over = await read_capped(
+                        response.aiter_bytes(), self.limits.max_body_bytes
+                    )
+                finally:
+                    await response.aclose()
         except PauseBeyondDeadline as exc:
             raise RateLimitedError(
                 f"{label}: the client is paused by the provider's rate limit for another "
@@ -257,7 +294,13 @@ class HttpEngine:
                 f"{label}: undecodable response body", retryable=True, **common
             ) from exc
         return self._interpret(
-            response, parse, label=label, endpoint=endpoint, pause_scope=pause_scope
+            response,
+            content,
+            parse,
+            label=label,
+            endpoint=endpoint,
+            pause_scope=pause_scope,
+            size=(received, over),
         )
 
     def _observe_rate_headers(
@@ -290,11 +333,13 @@ class HttpEngine:
     def _interpret(
         self,
         response: httpx.Response,
+        content: bytes,
         parse: Callable[[Any], R],
         *,
         label: str,
         endpoint: str,
         pause_scope: PauseScope,
+        size: tuple[int, bool] = (0, False),
     ) -> R:
         status = response.status_code
         hint = self._observe_rate_headers(response, pause_scope)
@@ -304,17 +349,25 @@ class HttpEngine:
             "status_code": status,
         }
         if 200 <= status < 300:
+            received, over = size
             try:
-                body = json.loads(response.content)
-            except (ValueError, UnicodeDecodeError):
+                body = decode_body(content, self.limits, over=over)
+            except BodyRejected as exc:
+                self._quarantine(content, endpoint, status, exc.kind, exc.reason, received)
                 raise BadPayloadError(
-                    f"{label}: HTTP {status} with a body that is not valid JSON "
-                    f"({len(response.content)} bytes)",
+                    f"{label}: HTTP {status} with {exc.reason}; quarantined",
                     retryable=True,
                     **common,
                 ) from None
             try:
                 return parse(body)
+            except RecordRejected as exc:
+                # Well formed but beyond a column: the same request would bring it again.
+                reason = excerpt(str(exc), self._secrets)
+                self._quarantine(content, endpoint, status, exc.kind, reason, received)
+                raise BadPayloadError(
+                    f"{label}: HTTP {status}; record quarantined: {reason}", **common
+                ) from None
             except EnvelopeFailure as exc:
                 raise ValidationError(
                     f"{label}: HTTP {status} but rejected: {excerpt(str(exc), self._secrets)}",
@@ -322,16 +375,25 @@ class HttpEngine:
                     **common,
                 ) from None
             except PayloadShapeError as exc:
+                reason = excerpt(str(exc), self._secrets)
+                self._quarantine(content, endpoint, status, "bad_shape", reason, received)
                 raise BadPayloadError(
-                    f"{label}: unexpected body shape ({excerpt(str(exc), self._secrets)})",
+                    f"{label}: unexpected body shape ({reason}); quarantined",
                     retryable=True,
                     **common,
                 ) from None
+            except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
+                # A reader tripped over a value nobody foresaw: this record, not the run.
+                reason = excerpt(f"unreadable record ({type(exc).__name__}: {exc})", self._secrets)
+                self._quarantine(content, endpoint, status, "bad_shape", reason, received)
+                raise BadPayloadError(
+                    f"{label}: HTTP {status}; record quarantined: {reason}", **common
+                ) from None
 
-        body = _try_json(response)
+        body = _try_json(content, self.limits)
         message, code = error_details(body)
         if message is None and body is None:
-            message = response.content[:_ERROR_BODY_PEEK].decode("utf-8", "replace")
+            message = content[:_ERROR_BODY_PEEK].decode("utf-8", "replace")
         detail = excerpt(message, self._secrets) if message else ""
         text = f"{label}: HTTP {status}"
         if code:
@@ -360,8 +422,8 @@ class HttpEngine:
         raise ProviderError(text, **common)
 
 
-def _try_json(response: httpx.Response) -> Any:
+def _try_json(content: bytes, limits: PayloadLimits) -> Any:
     try:
-        return json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
+        return decode_body(content, limits)
+    except BodyRejected:
         return None

@@ -25,7 +25,13 @@ The scheme:
 * **Stop rules** for a pass, besides reaching the last page: an empty page; a page past the last
   page, recomputed from the latest response (so a growing total extends the walk); a repeated
   page (its key sequence equals the previous or next page's: the server ignores ``page``);
-  a short page when the length is unknown; and ``max_pages``.
+  a short page when the length is unknown; two unreadable pages in a row when the length is
+  unknown; and the walk's limits (``max_pages`` page requests and ``max_seconds``, all passes
+  counted), which leave the listing incomplete.
+* **Trust what was asked**: the page number and page size of the request, the rows received
+  and the list's total decide the walk; a body's echo of the page or page size is ignored.
+* **Unreadable pages** (answers refused until the retries ran out: too large, too deep, not
+  JSON) are skipped and counted; the completeness passes ask for them again.
 * **Completeness passes** (at most ``max_passes`` walks in all): if the total grew during a
   pass, or fewer unique rows were seen than the latest total, the head is re-read from page 1
   until a page holds only rows already seen (the new head rows). If still short of the total,
@@ -42,13 +48,14 @@ import hashlib
 import json
 import logging
 import math
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from ._errors import PayloadShapeError
+from ._errors import PayloadShapeError, ProviderError
 from ._payload import unwrap_envelope
 from ._records import Page
 from ._scalars import as_int
@@ -66,15 +73,23 @@ __all__ = [
 T = TypeVar("T")
 logger = logging.getLogger("esim_recon.providers")
 
+# Page requests one walk over a list may make (every pass counted): 2,000,000 orders at 100 a
+# page, or three passes over 660,000.
 DEFAULT_MAX_PAGES = 20_000
 DEFAULT_MAX_PASSES = 3
+# Seconds one walk over a list may take (every pass counted); no page is asked for after it.
+DEFAULT_MAX_WALK_SECONDS = 3600.0
+# Unreadable pages in a row after which a pass that does not know the list's length gives up.
+MAX_UNREADABLE_IN_A_ROW = 2
 NO_FILTERS: Mapping[str, str] = {}
 
 
 @dataclass(frozen=True, slots=True)
 class PageInfo:
     """What one list response says: raw items, and the list length where given.
-    ``has_next`` is ``None`` when the body has no links."""
+    ``has_next`` is ``None`` when the body has no links. ``per_page`` is the page size the
+    request asked for: the page and size a body echoes back are not trusted (a provider bug or
+    a proxy can make them absurd, and the client knows what it asked)."""
 
     items: tuple[Any, ...]
     total: int | None = None
@@ -86,15 +101,25 @@ class PageInfo:
         """Last page number as this response (page ``number``) sees it, or ``None``."""
         if self.has_next is False:
             return number
-        candidates: list[int] = []
-        if self.last_page is not None and self.last_page >= 0:
-            candidates.append(self.last_page)
-        if self.total is not None and self.per_page:
-            candidates.append(math.ceil(self.total / self.per_page))
-        estimate = max(candidates) if candidates else None
+        estimate: int | None = None
+        size = self._size_served(number)
+        if self.total is not None and size:
+            estimate = math.ceil(self.total / size)
+        elif self.last_page is not None and self.last_page >= 0:
+            estimate = self.last_page
         if self.has_next is True:
             estimate = max(estimate or 0, number + 1)
         return estimate
+
+    def _size_served(self, number: int) -> int | None:
+        """Rows per page: the size asked for, unless this page is short of it while rows are
+        left after it (by the asked size and the total): the server then serves fewer rows per
+        page than asked, and the rows it sent are the measure."""
+        size, rows = self.per_page, len(self.items)
+        short = bool(size) and 0 < rows < size
+        if short and self.total is not None and (number - 1) * size + rows < self.total:
+            return rows
+        return size
 
 
 def _non_negative(value: Any) -> int | None:
@@ -125,9 +150,9 @@ class TotalPageSizePaginator:
             items = body["data"]
         if not isinstance(items, list):
             raise PayloadShapeError("list body without an 'orders' array")
-        per_page = _non_negative(body.get("pageSize")) or self.page_size
+        # The echoed "page" and "pageSize" are ignored: the request's own are known.
         return PageInfo(
-            items=tuple(items), total=_non_negative(body.get("total")), per_page=per_page
+            items=tuple(items), total=_non_negative(body.get("total")), per_page=self.page_size
         )
 
 
@@ -159,16 +184,16 @@ class LaravelPaginator:
         has_next: bool | None = None
         if isinstance(links, dict) and "next" in links:
             has_next = bool(links["next"])
-        total = last_page = per_page = None
+        total = last_page = None
         if isinstance(meta, dict):
             total = _non_negative(meta.get("total"))
             last_page = _non_negative(meta.get("last_page"))
-            per_page = _non_negative(meta.get("per_page")) or None
+        # meta.current_page and meta.per_page echo the request: the request's own are used.
         return PageInfo(
             items=tuple(items),
             total=total,
             last_page=last_page,
-            per_page=per_page,
+            per_page=self.page_size,
             has_next=has_next,
         )
 
@@ -185,18 +210,24 @@ class Paginator(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class FetchedPage:
-    """One list response as the request layer hands it to :class:`Listing`."""
+    """One list response as the request layer hands it to :class:`Listing`. ``error`` is set
+    (and ``info`` empty) for a page whose answers were refused until the retries ran out: the
+    walk goes on without it (see :class:`Listing`)."""
 
     number: int
     info: PageInfo
     fetched_at: datetime
     source_endpoint: str
+    error: ProviderError | None = None
 
 
 @dataclass(slots=True)
 class ListingStats:
     """What a listing did. ``unique`` counts records yielded; ``invalid_dropped`` counts
-    distinct unparseable items; ``complete`` is ``None`` when no total was ever given."""
+    distinct unparseable items (each quarantined); ``unreadable_pages`` counts page answers
+    refused until the retries ran out, ``pages_unread`` the page numbers never read in any
+    pass; ``limit_reached`` says which walk limit stopped the listing. ``complete`` is
+    ``None`` when no total was ever given and nothing went wrong."""
 
     pages_requested: int = 0
     pages_yielded: int = 0
@@ -206,12 +237,17 @@ class ListingStats:
     first_total: int | None = None
     final_total: int | None = None
     unique: int = 0
+    unreadable_pages: int = 0
+    pages_unread: list[int] = field(default_factory=list)
+    limit_reached: str | None = None
     stop_reasons: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool | None:
+        if self.limit_reached is not None:
+            return False
         if self.final_total is None:
-            return None
+            return False if self.pages_unread else None
         return self.unique + self.invalid_dropped >= self.final_total
 
 
@@ -225,6 +261,7 @@ class _Pass:
     reference_total: int | None
     estimate: int | None = None
     stopped: str | None = None
+    unreadable_in_a_row: int = 0
     grew: bool = False
     shrank: bool = False
     keys_by_page: dict[int, tuple[Hashable, ...]] = field(default_factory=dict)
@@ -238,9 +275,17 @@ class Listing(Generic[T]):
     """Async iterator of :class:`Page` objects over one list (scheme in module docstring).
 
     ``fetch(n)`` returns page ``n`` (the request layer retries and raises
-    :class:`ProviderError` when it cannot); ``parse_item`` turns a raw item into a record or
-    raises ``ValueError``; ``key`` gives the record's identity. ``stats`` is filled as the
-    listing proceeds. Breaking out early is fine; ``aclose()`` cancels fetches in flight.
+    :class:`ProviderError` when it cannot, or returns a page with ``error`` set when its answers
+    were refused); ``parse_item`` turns a raw item into a record or raises ``ValueError``, and
+    ``on_reject(page, item, error)`` is told of each distinct such item; ``key`` gives the
+    record's identity. ``stats`` is filled as the listing proceeds. Breaking out early is fine;
+    ``aclose()`` cancels fetches in flight.
+
+    An unreadable page does not end the walk: the later passes ask for it again when rows are
+    missing, and the listing ends incomplete if they never get it (its last error is raised
+    only when no page at all could be read). ``max_pages`` page requests and ``max_seconds``
+    bound the whole walk, every pass counted: reaching either stops it with
+    ``stats.limit_reached`` set and ``stats.complete`` false.
     """
 
     def __init__(
@@ -253,10 +298,14 @@ class Listing(Generic[T]):
         window: int = 8,
         max_pages: int = DEFAULT_MAX_PAGES,
         max_passes: int = DEFAULT_MAX_PASSES,
+        max_seconds: float = DEFAULT_MAX_WALK_SECONDS,
         label: str = "listing",
+        on_reject: Callable[[FetchedPage, Any, Exception], None] | None = None,
     ) -> None:
         if max_pages < 1 or max_passes < 1 or window < 1:
             raise ValueError("max_pages, max_passes and window must be at least 1")
+        if max_seconds <= 0:
+            raise ValueError("max_seconds must be positive")
         self.stats = ListingStats()
         self._fetch = fetch
         self._parse_item = parse_item
@@ -265,6 +314,13 @@ class Listing(Generic[T]):
         self._window = window
         self._max_pages = max_pages
         self._max_passes = max_passes
+        self._max_seconds = max_seconds
+        self._deadline: float | None = None
+        self._pages_started = 0
+        self._pages_read = 0
+        self._unread: set[int] = set()
+        self._last_error: ProviderError | None = None
+        self._on_reject = on_reject
         self._label = label
         self._seen: set[Hashable] = set()
         self._invalid_seen: set[str] = set()
@@ -282,9 +338,30 @@ class Listing(Generic[T]):
 
     # --- passes -----------------------------------------------------------------------------
 
+    def _may_start(self, state: _Pass) -> bool:
+        """Whether another page may be asked for within the walk's limits; stops the pass
+        (and records the limit) when not."""
+        assert self._deadline is not None
+        reached = None
+        if self._pages_started >= self._max_pages:
+            reached = f"max_pages ({self._max_pages}) reached"
+        elif time.monotonic() >= self._deadline:
+            reached = (
+                f"walk time limit ({self._max_seconds:g} s) reached after "
+                f"{self._pages_started} page requests"
+            )
+        if reached is None:
+            return True
+        state.stop(reached)
+        if self.stats.limit_reached is None:
+            self.stats.limit_reached = reached
+            logger.warning("%s: stopped: %s", self._label, reached)
+        return False
+
     async def _walk(self) -> AsyncGenerator[Page[T], None]:
+        self._deadline = time.monotonic() + self._max_seconds
         mode: PassMode | None = "full"
-        while mode is not None:
+        while mode is not None and self.stats.limit_reached is None:
             self.stats.passes += 1
             state = _Pass(self.stats.passes, mode, reference_total=self._latest_total)
             # Closing the listing must close the pass at once, cancelling its fetches.
@@ -294,7 +371,10 @@ class Listing(Generic[T]):
             self.stats.stop_reasons.append(
                 f"pass {state.number} ({mode}): {state.stopped or 'last page reached'}"
             )
-            mode = self._next_mode(state) if self.stats.passes < self._max_passes else None
+            if self.stats.passes >= self._max_passes or self.stats.limit_reached is not None:
+                mode = None
+            else:
+                mode = self._next_mode(state)
             if mode is not None:
                 logger.info(
                     "%s: %d unique of %s after pass %d (total grew=%s, shrank=%s); "
@@ -307,6 +387,9 @@ class Listing(Generic[T]):
                     state.shrank,
                     mode,
                 )
+        self.stats.pages_unread = sorted(self._unread)
+        if self._pages_read == 0 and self._last_error is not None:
+            raise self._last_error
         if self.stats.complete is False:
             logger.warning(
                 "%s: incomplete after %d passes: %d unique records, provider total %s",
@@ -328,6 +411,9 @@ class Listing(Generic[T]):
         return None
 
     async def _run_pass(self, state: _Pass) -> AsyncGenerator[Page[T], None]:
+        if not self._may_start(state):
+            return
+        self._pages_started += 1
         page = self._absorb(state, await self._fetch_counted(1))
         if page is not None:
             yield page
@@ -342,10 +428,9 @@ class Listing(Generic[T]):
                             break
                     elif next_number > state.estimate:
                         break
-                    if next_number > self._max_pages:
-                        state.stop(f"max_pages ({self._max_pages}) reached")
-                        logger.warning("%s: stopped at max_pages=%d", self._label, self._max_pages)
+                    if not self._may_start(state):
                         break
+                    self._pages_started += 1
                     task = asyncio.create_task(self._fetch_counted(next_number))
                     tasks[task] = next_number
                     next_number += 1
@@ -383,8 +468,29 @@ class Listing(Generic[T]):
         self._latest_total = total
         self.stats.final_total = total
 
+    def _unreadable(self, state: _Pass, fetched: FetchedPage) -> None:
+        number = fetched.number
+        self.stats.unreadable_pages += 1
+        self._unread.add(number)
+        self._last_error = fetched.error
+        state.unreadable_in_a_row += 1
+        logger.warning(
+            "%s: page %d could not be read; going on without it: %s",
+            self._label,
+            number,
+            fetched.error,
+        )
+        if state.estimate is None and state.unreadable_in_a_row >= MAX_UNREADABLE_IN_A_ROW:
+            state.stop(f"{state.unreadable_in_a_row} unreadable pages in a row")
+
     def _absorb(self, state: _Pass, fetched: FetchedPage) -> Page[T] | None:
         info, number = fetched.info, fetched.number
+        if fetched.error is not None:
+            self._unreadable(state, fetched)
+            return None
+        state.unreadable_in_a_row = 0
+        self._pages_read += 1
+        self._unread.discard(number)
         self._observe_total(state, info.total)
         estimate = info.last_page_estimate(number)
         if estimate is not None:
@@ -396,12 +502,14 @@ class Listing(Generic[T]):
             try:
                 record = self._parse_item(raw)
                 key = self._key(record)
-            except (ValueError, TypeError) as exc:
+            except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
                 digest = _content_digest(raw)
                 keys.append(("invalid", digest))
                 if digest not in self._invalid_seen:
                     self._invalid_seen.add(digest)
                     self.stats.invalid_dropped += 1
+                    if self._on_reject is not None:
+                        self._on_reject(fetched, raw, exc)
                     logger.warning(
                         "%s: dropped an unreadable item on page %d: %s", self._label, number, exc
                     )

@@ -5,7 +5,11 @@ that fields the providers add later are preserved (``raw`` takes part in equalit
 hashing, dicts being unhashable, nor in ``repr``, to keep it short). Parsing is lenient:
 missing, ``null`` or oddly typed values become ``None`` (profiles can still be allocating), and
 only the key a record cannot exist without (an order number, an order id) makes a parser raise
-:class:`~pipelines.providers._errors.PayloadShapeError`.
+:class:`~pipelines.providers._errors.PayloadShapeError`. A value that is there but cannot go
+into its typed column (an integer beyond BIGINT, an amount beyond DECIMAL(18, 4), a string
+longer than ``MAX_TEXT_CHARS`` or holding control characters) makes it raise
+:class:`~pipelines.providers._errors.RecordRejected`: the record is quarantined, never loaded
+with a silently changed value.
 
 A plain field (annotated ``str | None``, ``int | None``, ``Decimal | None``...) is read from the
 JSON key of the same name, camelCased for eSIMTrade (``esim_tran_no`` from ``esimTranNo``), with
@@ -20,8 +24,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
 
-from ._errors import PayloadShapeError
-from ._scalars import as_bool, as_datetime, as_decimal, as_float, as_int, as_str
+from ._errors import PayloadShapeError, RecordRejected
+from ._scalars import (
+    as_bool,
+    as_datetime,
+    as_decimal,
+    as_float,
+    as_int,
+    as_str,
+    decimal_problem,
+    float_problem,
+    int_problem,
+    text_problem,
+)
 
 __all__ = [
     "ESIMTradeEsim",
@@ -33,6 +48,7 @@ __all__ = [
     "PressOneSim",
     "PressOneUsage",
     "PressOneUsageResult",
+    "Quarantined",
 ]
 
 T = TypeVar("T")
@@ -42,16 +58,63 @@ Outcome = Literal["ok", "not_found", "failed"]
 
 # --- reading plain fields -------------------------------------------------------------------
 
-# The lenient reader for each annotation a plain record field may have (annotations are
-# strings here, see ``from __future__ import annotations``).
-_READERS: dict[str, Callable[[Any], Any]] = {
-    "str | None": as_str,
-    "int | None": as_int,
-    "float | None": as_float,
-    "bool | None": as_bool,
-    "Decimal | None": as_decimal,
-    "datetime | None": as_datetime,
+
+def _rejected(key: str, value: Any, problem: str) -> RecordRejected:
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    kind = "too_long" if "longer" in problem else "control_characters"
+    if "beyond" in problem:
+        kind = "out_of_range"
+    return RecordRejected(f"{key} {shown} {problem}", kind=kind, field=key)
+
+
+def column_str(value: Any, key: str) -> str | None:
+    text = as_str(value)
+    if text is not None and (problem := text_problem(text)):
+        raise _rejected(key, text, problem)
+    return text
+
+
+def column_int(value: Any, key: str, bits: int = 64) -> int | None:
+    number = as_int(value)
+    if number is not None and (problem := int_problem(number, bits=bits)):
+        raise _rejected(key, value, problem)
+    return number
+
+
+def column_decimal(value: Any, key: str) -> Decimal | None:
+    number = as_decimal(value)
+    if number is not None and (problem := decimal_problem(number)):
+        raise _rejected(key, value, problem)
+    return number
+
+
+def column_float(value: Any, key: str) -> float | None:
+    number = as_float(value)
+    if number is None and (problem := float_problem(value)):
+        raise _rejected(key, value, problem)
+    return number
+
+
+def _lenient(reader: Callable[[Any], Any]) -> Callable[[Any, str], Any]:
+    return lambda value, _key: reader(value)
+
+
+# The reader for each annotation a plain record field may have (annotations are strings here,
+# see ``from __future__ import annotations``): lenient about missing or oddly typed values,
+# strict about values beyond their column.
+_READERS: dict[str, Callable[[Any, str], Any]] = {
+    "str | None": column_str,
+    "int | None": column_int,
+    "float | None": column_float,
+    "bool | None": _lenient(as_bool),
+    "Decimal | None": column_decimal,
+    "datetime | None": _lenient(as_datetime),
 }
+# Fields whose raw columns are INTEGER rather than BIGINT.
+_INTEGER_FIELDS = frozenset({"quantity"})
+# Free text the providers let people type: kept as given (only in the payload, never a key).
+_FREE_TEXT_FIELDS = frozenset({"description", "package", "package_name"})
 
 
 def _camel(name: str) -> str:
@@ -62,19 +125,25 @@ def _camel(name: str) -> str:
 
 # Per record class and key spelling: (field name, JSON key, reader) of every readable field,
 # worked out once (``dataclasses.fields`` and the annotation look-ups cost more than the reading).
-_PLANS: dict[tuple[type, Callable[[str], str]], tuple[tuple[str, str, Callable[[Any], Any]], ...]]
-_PLANS = {}
+_Reader = Callable[[Any, str], Any]
+_PLANS: dict[tuple[type, Callable[[str], str]], tuple[tuple[str, str, _Reader], ...]] = {}
 
 
-def _plan(
-    cls: type, key: Callable[[str], str]
-) -> tuple[tuple[str, str, Callable[[Any], Any]], ...]:
+def _reader_of(name: str, annotation: str) -> _Reader | None:
+    if name in _INTEGER_FIELDS and annotation == "int | None":
+        return lambda value, key: column_int(value, key, bits=32)
+    if name in _FREE_TEXT_FIELDS and annotation == "str | None":
+        return _lenient(as_str)
+    return _READERS.get(annotation)
+
+
+def _plan(cls: type, key: Callable[[str], str]) -> tuple[tuple[str, str, _Reader], ...]:
     plan = _PLANS.get((cls, key))
     if plan is None:
         plan = tuple(
             (spec.name, key(spec.name), reader)
             for spec in fields(cls)
-            if (reader := _READERS.get(str(spec.type))) is not None
+            if (reader := _reader_of(spec.name, str(spec.type))) is not None
         )
         _PLANS[(cls, key)] = plan
     return plan
@@ -90,7 +159,7 @@ def _build(
     values = dict(given)
     for name, json_key, reader in _plan(cls, key):
         if name not in values:
-            values[name] = reader(obj.get(json_key))
+            values[name] = reader(obj.get(json_key), json_key)
     return cls(**values, raw=obj)
 
 
@@ -110,6 +179,35 @@ class Page(Generic[T]):
     source_endpoint: str
     total: int | None
     pass_number: int = 1
+
+
+# --- quarantine ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """An answer, or one record of an answer, refused before it became a typed record.
+
+    ``raw`` is what was received as text (the whole body, or the one record re-serialized as
+    JSON), secrets masked and cut to the first ``RAW_KEEP_CHARS`` characters (``truncated``
+    says so); ``raw_bytes`` is the size received. ``kind`` is a short code (``too_large``,
+    ``too_deep``, ``not_json``, ``bad_shape``, ``out_of_range``, ``too_long``,
+    ``control_characters``) and ``reason`` one line naming the value and the limit.
+    ``record_key`` is the order number, order id or ICCID when it is known; ``page`` the list
+    page the record was on.
+    """
+
+    provider: str
+    source_endpoint: str
+    http_status: int | None
+    kind: str
+    reason: str
+    raw: str
+    raw_bytes: int
+    truncated: bool
+    fetched_at: datetime
+    record_key: str | None = None
+    page: int | None = None
 
 
 # --- eSIMTrade ------------------------------------------------------------------------------
@@ -136,7 +234,7 @@ class ESIMTradeListedOrder:
     def from_json(cls, obj: Any) -> ESIMTradeListedOrder:
         if not isinstance(obj, dict):
             raise PayloadShapeError("order is not a JSON object")
-        order_no = as_str(obj.get("providerOrderNo"))
+        order_no = column_str(obj.get("providerOrderNo"), "providerOrderNo")
         if not order_no:
             raise PayloadShapeError("order without providerOrderNo")
         return _build(cls, obj, key=_camel, provider_order_no=order_no)
@@ -174,14 +272,16 @@ class ESIMTradeEsim:
             [p for p in packages if isinstance(p, dict)] if isinstance(packages, list) else []
         )
         first = package_list[0] if package_list else {}
-        codes = tuple(c for c in (as_str(p.get("packageCode")) for p in package_list) if c)
+        codes = tuple(
+            c for c in (column_str(p.get("packageCode"), "packageCode") for p in package_list) if c
+        )
         return _build(
             cls,
             obj,
             key=_camel,
-            package_code=as_str(first.get("packageCode")),
+            package_code=column_str(first.get("packageCode"), "packageCode"),
             package_name=as_str(first.get("packageName")),
-            package_slug=as_str(first.get("slug")),
+            package_slug=column_str(first.get("slug"), "slug"),
             package_codes=codes,
         )
 
@@ -249,18 +349,18 @@ class PressOneOrder:
     def from_json(cls, obj: Any) -> PressOneOrder:
         if not isinstance(obj, dict):
             raise PayloadShapeError("order is not a JSON object")
-        order_id = as_int(obj.get("id"))
+        order_id = column_int(obj.get("id"), "id")
         if order_id is None:
             raise PayloadShapeError("order without an integer id")
-        code = as_str(obj.get("code"))
+        code = column_str(obj.get("code"), "code")
         if not code:
             raise PayloadShapeError("order without a code")
         status = obj.get("status")
         if isinstance(status, dict):
-            slug = as_str(status.get("slug"))
+            slug = column_str(status.get("slug"), "status.slug")
             name = as_str(status.get("name"))
         elif isinstance(status, str) and status.strip():
-            name = status
+            name = column_str(status, "status")
             slug = "_".join(status.strip().lower().split())
         else:
             slug = name = None

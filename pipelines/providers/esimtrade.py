@@ -9,7 +9,14 @@ import httpx
 
 from ._base import ProviderClient
 from ._errors import PayloadShapeError
-from ._paging import DEFAULT_MAX_PAGES, DEFAULT_MAX_PASSES, Listing, TotalPageSizePaginator
+from ._paging import (
+    DEFAULT_MAX_PAGES,
+    DEFAULT_MAX_PASSES,
+    DEFAULT_MAX_WALK_SECONDS,
+    Listing,
+    TotalPageSizePaginator,
+)
+from ._payload import PayloadLimits
 from ._ratelimit import BatchStream
 from ._records import ESIMTradeEsim, ESIMTradeListedOrder, ESIMTradeSyncResult
 from ._retry import RetryPolicy
@@ -59,6 +66,8 @@ class ESIMTradeClient(ProviderClient):
         page_size: int = 100,
         max_pages: int = DEFAULT_MAX_PAGES,
         max_passes: int = DEFAULT_MAX_PASSES,
+        max_walk_seconds: float = DEFAULT_MAX_WALK_SECONDS,
+        limits: PayloadLimits | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(
@@ -72,6 +81,8 @@ class ESIMTradeClient(ProviderClient):
             max_pages=max_pages,
             max_passes=max_passes,
             transport=transport,
+            limits=limits,
+            max_walk_seconds=max_walk_seconds,
         )
         self._headers = {
             "Accept": "application/json",

@@ -16,8 +16,14 @@ from tenacity import AsyncRetrying, RetryCallState
 
 from ._base import KeyFetch, ProviderClient
 from ._errors import AuthError, NotFoundError, PayloadShapeError, ValidationError
-from ._paging import DEFAULT_MAX_PAGES, DEFAULT_MAX_PASSES, LaravelPaginator, Listing
-from ._payload import unwrap_resource
+from ._paging import (
+    DEFAULT_MAX_PAGES,
+    DEFAULT_MAX_PASSES,
+    DEFAULT_MAX_WALK_SECONDS,
+    LaravelPaginator,
+    Listing,
+)
+from ._payload import PayloadLimits, unwrap_resource
 from ._ratelimit import BatchStream
 from ._records import PressOneOrder, PressOneUsage, PressOneUsageResult
 from ._retry import RetryPolicy
@@ -186,6 +192,8 @@ class PressOneClient(ProviderClient):
         page_size: int = 50,
         max_pages: int = DEFAULT_MAX_PAGES,
         max_passes: int = DEFAULT_MAX_PASSES,
+        max_walk_seconds: float = DEFAULT_MAX_WALK_SECONDS,
+        limits: PayloadLimits | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(
@@ -199,6 +207,8 @@ class PressOneClient(ProviderClient):
             max_pages=max_pages,
             max_passes=max_passes,
             transport=transport,
+            limits=limits,
+            max_walk_seconds=max_walk_seconds,
         )
         self._client_id = client_id
         self._client_secret = client_secret

@@ -10,7 +10,7 @@
 
 from pipelines.simulator.app import Credentials, SimulatorStats
 from pipelines.simulator.dataset import LOCAL_ORDERS_HEADER, Dataset, generate_dataset
-from pipelines.simulator.faults import FaultConfig, FaultKind, Limit, RateLimits
+from pipelines.simulator.faults import FaultConfig, FaultKind, Limit, RateLimits, Spoil, SpoilKind
 from pipelines.simulator.server import RunningSimulator, run_forever, serve, simulate_main
 
 __all__ = [
@@ -23,6 +23,8 @@ __all__ = [
     "RateLimits",
     "RunningSimulator",
     "SimulatorStats",
+    "Spoil",
+    "SpoilKind",
     "generate_dataset",
     "run_forever",
     "serve",

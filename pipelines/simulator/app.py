@@ -46,8 +46,10 @@ from pipelines.simulator.faults import (
     FaultEngine,
     FaultKind,
     RateLimits,
+    Spoil,
     TokenBucket,
     request_key,
+    spoil_body,
 )
 from pipelines.simulator.model import EsimTradeEsim, PressOneOrder
 
@@ -162,6 +164,17 @@ class SimulatorState:
             "token": TokenBucket(limits.pressone_token) if limits.pressone_token else None,
         }
         self.usage_buckets: dict[str, TokenBucket] = {}
+        self.spoiled: Counter[int] = Counter()  # answers spoiled, per index of faults.spoils
+
+    def take_spoil(self, endpoint: str, target: str) -> Spoil | None:
+        """The first spoil of the config that applies to this request and is not used up."""
+        for index, spoil in enumerate(self.faults.spoils):
+            if spoil.applies(endpoint, target) and (
+                spoil.times is None or self.spoiled[index] < spoil.times
+            ):
+                self.spoiled[index] += 1
+                return spoil
+        return None
 
     # --- PressOne tokens ---------------------------------------------------------------------
 
@@ -306,6 +319,10 @@ class ProviderGate:
             await limited(scope, receive, send)
             return
         send = self._usage_headers(name, scope["path"], send)
+        target = f"{scope['path']}?{scope['query_string'].decode('latin-1')}"
+        spoil = state.take_spoil(name, target) if state.faults.spoils else None
+        if spoil is not None:
+            send = self._spoiling(send, spoil)
         kinds = self._fault_kinds(provider, name, query)
         kind, detail = state.engine.decide(
             request_key(scope["method"], scope["path"], query), kinds
@@ -451,6 +468,24 @@ class ProviderGate:
             await send({"type": "http.response.body", "body": body})
 
         return _whole_response(send, truncate)
+
+    def _spoiling(self, send: Send, spoil: Spoil) -> Send:
+        stats = self.state.stats
+
+        async def spoiled(start: Message, body: bytes) -> None:
+            if start["status"] == 200:
+                body, content_type = spoil_body(spoil, body)
+                stats.faults[f"spoil:{spoil.kind}"] += 1
+                replaced = {b"content-length"} | ({b"content-type"} if content_type else set())
+                headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in replaced]
+                headers.append((b"content-length", str(len(body)).encode()))
+                if content_type:
+                    headers.append((b"content-type", content_type.encode()))
+                start = {**start, "headers": headers}
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+
+        return _whole_response(send, spoiled)
 
     def _dropping(self, send: Send) -> tuple[Send, Callable[[], bool]]:
         stats = self.state.stats

@@ -11,6 +11,7 @@ and usage lookups) are not faults: they always fail.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ class FaultConfig:
     stall_seconds: float = 30.0
     retry_after_seconds: int = 1
     drift_batch: int = 3  # at most this many hidden orders appear per drift
+    spoils: tuple[Spoil, ...] = ()  # targeted spoiled answers (see Spoil)
 
     def __post_init__(self) -> None:
         for kind, rate in self.rates.items():
@@ -103,6 +105,108 @@ class FaultConfig:
         if self.spread is not None:
             return self.spread > 0
         return self.rates.get(kind, 0.0) > 0
+
+
+# --- spoiled answers ----------------------------------------------------------------------------
+
+
+class SpoilKind(StrEnum):
+    """What a spoiled 200 answer looks like (a provider's bug, a proxy's error page, an attacker
+    in the path). Unlike the random faults, a spoil hits the requests it names."""
+
+    HUGE_INTEGER = "huge_integer"  # the first record's count: 100000000000000000000
+    HUGE_AMOUNT = "huge_amount"  # the first record's price beyond DECIMAL(18, 4)
+    CONTROL_CHARACTERS = "control_characters"  # NUL and ESC in one of the first record's codes
+    DEEP_NESTING = "deep_nesting"  # valid JSON nested ``depth`` levels deep
+    HUGE_BODY = "huge_body"  # valid JSON padded to ``size`` bytes
+    NOT_JSON = "not_json"  # an HTML error page with status 200
+    ABSURD_ECHO = "absurd_echo"  # a list page echoing page and page size ``echo``
+
+
+# The field each record-level spoil changes, per endpoint.
+_SPOILED_FIELD: dict[SpoilKind, dict[str, str]] = {
+    SpoilKind.HUGE_INTEGER: {
+        "esimtrade.sync": "orderUsage",
+        "esimtrade.list": "quantity",
+        "pressone.orders": "quantity",
+    },
+    SpoilKind.HUGE_AMOUNT: {"esimtrade.list": "costPrice", "pressone.orders": "price"},
+    SpoilKind.CONTROL_CHARACTERS: {
+        "esimtrade.sync": "iccid",
+        "esimtrade.list": "status",
+        "pressone.orders": "currency",
+        "pressone.usage": "status",
+    },
+}
+_SPOILED_VALUE: dict[SpoilKind, object] = {
+    SpoilKind.HUGE_INTEGER: 10**20,
+    SpoilKind.HUGE_AMOUNT: "100000000000000000000.00",
+    SpoilKind.CONTROL_CHARACTERS: "89\x00\x1b[2J",
+}
+
+
+@dataclass(frozen=True)
+class Spoil:
+    """Spoil the 200 answers of ``endpoint`` (``esimtrade.sync``, ``esimtrade.list``,
+    ``pressone.orders``, ``pressone.usage``) whose ``path?query`` contains ``match``: the first
+    ``times`` of them (``None``: every one)."""
+
+    kind: SpoilKind
+    endpoint: str
+    match: str = ""
+    times: int | None = 1
+    depth: int = 200_000
+    size: int = 9 * 2**20
+    echo: object = 10**18
+
+    def __post_init__(self) -> None:
+        SpoilKind(self.kind)
+        fields = _SPOILED_FIELD.get(self.kind)
+        if fields is not None and self.endpoint not in fields:
+            raise ValueError(f"{self.kind} cannot spoil {self.endpoint}")
+        if self.kind is SpoilKind.ABSURD_ECHO and self.endpoint not in (
+            "esimtrade.list",
+            "pressone.orders",
+        ):
+            raise ValueError("absurd_echo spoils list pages only")
+
+    def applies(self, endpoint: str, target: str) -> bool:
+        return endpoint == self.endpoint and self.match in target
+
+
+def _records_of(endpoint: str, body: dict[str, object]) -> list[dict[str, object]]:
+    """The records of a decoded answer, whichever envelope it came in."""
+    data = body.get("orders") if endpoint == "esimtrade.list" else body.get("data")
+    if isinstance(data, dict) and "success" in body:  # the PressOne envelope
+        data = data.get("data", data)
+    if isinstance(data, dict):
+        return [data]
+    return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
+
+
+def spoil_body(spoil: Spoil, body: bytes) -> tuple[bytes, str | None]:
+    """``(body, content type or None to keep it)``: ``body`` spoiled as ``spoil`` says."""
+    kind = spoil.kind
+    if kind is SpoilKind.NOT_JSON:
+        page = b"<html><body><h1>502 Bad Gateway</h1><p>upstream proxy error</p></body></html>"
+        return page, "text/html"
+    if kind is SpoilKind.DEEP_NESTING:
+        return b'{"data":' + b"[" * spoil.depth + b"]" * spoil.depth + b"}", None
+    decoded = json.loads(body)
+    if kind is SpoilKind.HUGE_BODY:
+        decoded["padding"] = "x" * max(0, spoil.size - len(body))
+    elif kind is SpoilKind.ABSURD_ECHO:
+        inner = decoded.get("data") if "success" in decoded else decoded
+        meta = inner.get("meta") if isinstance(inner, dict) else None
+        if spoil.endpoint == "pressone.orders" and isinstance(meta, dict):
+            meta["current_page"] = meta["per_page"] = spoil.echo
+        else:
+            decoded["page"] = decoded["pageSize"] = spoil.echo
+    else:
+        records = _records_of(spoil.endpoint, decoded)
+        if records:
+            records[0][_SPOILED_FIELD[kind][spoil.endpoint]] = _SPOILED_VALUE[kind]
+    return json.dumps(decoded).encode(), None
 
 
 RequestKey = tuple[str, str, str]

@@ -32,6 +32,7 @@ RAW_TABLES: frozenset[str] = frozenset(
         "raw.pressone_usage",
         "raw.local_orders",
         "raw.local_orders_rejected",
+        "raw.provider_quarantine",
     }
 )
 

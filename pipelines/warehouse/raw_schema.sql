@@ -126,3 +126,40 @@ CREATE TABLE IF NOT EXISTS raw.local_orders_rejected (
     reason       VARCHAR     NOT NULL,
     raw_line     VARCHAR
 );
+
+-- Provider answers, or single records of an answer, that were refused before they reached a
+-- typed column: kept as received (cut where huge) with the reason. A refused per-order sync or
+-- usage answer also leaves a `failed` row in its raw table (so the order is `sync_failed`).
+CREATE TABLE IF NOT EXISTS raw.provider_quarantine (
+    run_id           VARCHAR     NOT NULL,
+    fetched_at       TIMESTAMPTZ NOT NULL,
+    asset            VARCHAR     NOT NULL,
+    provider         VARCHAR     NOT NULL,
+    target_table     VARCHAR     NOT NULL,
+    source_endpoint  VARCHAR     NOT NULL,
+    http_status      INTEGER,
+    page             INTEGER,
+    kind             VARCHAR     NOT NULL,
+    reason           VARCHAR     NOT NULL,
+    body_bytes       BIGINT      NOT NULL,
+    truncated        BOOLEAN     NOT NULL,
+    raw_text         VARCHAR     NOT NULL
+);
+COMMENT ON TABLE raw.provider_quarantine IS 'Provider answers and records refused before typing (too large, too deep, not JSON, values beyond their column), kept as received with the reason; one row per refused answer or record.';
+COMMENT ON COLUMN raw.provider_quarantine.run_id IS 'Dagster run that fetched it.';
+COMMENT ON COLUMN raw.provider_quarantine.fetched_at IS 'When the answer arrived (UTC).';
+COMMENT ON COLUMN raw.provider_quarantine.asset IS 'Ingestion asset that asked.';
+COMMENT ON COLUMN raw.provider_quarantine.provider IS 'esimtrade or pressone.';
+COMMENT ON COLUMN raw.provider_quarantine.target_table IS 'Raw table the record would have been loaded into.';
+COMMENT ON COLUMN raw.provider_quarantine.source_endpoint IS 'API path and query asked (no secrets): names the order, ICCID or page.';
+COMMENT ON COLUMN raw.provider_quarantine.http_status IS 'HTTP status of the answer.';
+COMMENT ON COLUMN raw.provider_quarantine.page IS 'List page the record was on (list records only).';
+COMMENT ON COLUMN raw.provider_quarantine.kind IS 'too_large | too_deep | not_json | not_text | bad_shape | out_of_range | too_long | control_characters.';
+COMMENT ON COLUMN raw.provider_quarantine.reason IS 'One line naming the value or the limit crossed.';
+COMMENT ON COLUMN raw.provider_quarantine.body_bytes IS 'Bytes received (the whole answer, or the record as JSON); reading stops just past the body size limit.';
+COMMENT ON COLUMN raw.provider_quarantine.truncated IS 'True when raw_text holds only the start of what was received.';
+COMMENT ON COLUMN raw.provider_quarantine.raw_text IS 'What was received, as text (secrets masked), at most 65,536 characters.';
+
+-- Rows read from the order database have no line: line_no is the row's position in the query's
+-- result and row_key names the row in the database (its id, else provider/order_no/iccid).
+ALTER TABLE raw.local_orders_rejected ADD COLUMN IF NOT EXISTS row_key VARCHAR;

@@ -271,7 +271,7 @@ def laravel_body(rows: list[Any], *, page: int, last: int, per_page: Any = "50")
 
 def test_laravel_paginator_plain_and_both_envelopes() -> None:
     paginator = LaravelPaginator(50)
-    plain = laravel_body([{"id": 1}], page=1, last=2)
+    plain = laravel_body([{"id": n} for n in range(50)], page=1, last=2)
     info = paginator.parse(plain)
     assert info.per_page == 50 and info.total == 87 and info.has_next is True
     assert info.last_page_estimate(1) == 2

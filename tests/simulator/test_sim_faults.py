@@ -8,7 +8,15 @@ from email.utils import parsedate_to_datetime
 import httpx
 import pytest
 
-from pipelines.simulator import FaultConfig, FaultKind, RateLimits, generate_dataset, serve
+from pipelines.simulator import (
+    FaultConfig,
+    FaultKind,
+    RateLimits,
+    Spoil,
+    SpoilKind,
+    generate_dataset,
+    serve,
+)
 from pipelines.simulator.faults import TRANSPORT_KINDS, FaultEngine, request_key
 
 from ._support import ET_HEADERS, TOKEN_FORM, Walker, plain, token
@@ -268,3 +276,66 @@ def test_a_faulty_run_reads_the_same_data_as_a_clean_run():
         if p["discrepancy_type"] == "sync_failed" and p["provider"] == "esimtrade"
     }
     assert failed_syncs == planted
+
+
+# --- spoiled answers --------------------------------------------------------------------------
+
+
+def _spoiled(dataset, *spoils):
+    return serve(dataset, rate_limits=RateLimits.unlimited(), faults=FaultConfig(spoils=spoils))
+
+
+def _sync(sim, client, order_no):
+    return client.get(
+        sim.esimtrade_base_url + "/portal/orders", params={"orderno": order_no}, headers=ET_HEADERS
+    )
+
+
+def test_spoils_hit_the_requests_they_name_as_often_as_told(dataset):
+    order_no = next(e.order_no for e in dataset.esimtrade if not e.poisoned)
+    other = next(e.order_no for e in dataset.esimtrade if not e.poisoned and e.order_no != order_no)
+    spoil = Spoil(SpoilKind.HUGE_INTEGER, "esimtrade.sync", match=f"orderno={order_no}", times=2)
+    with _spoiled(dataset, spoil) as sim, httpx.Client() as client:
+        first, second, third = (_sync(sim, client, order_no) for _ in range(3))
+        assert first.json()["data"]["orderUsage"] == 10**20 == second.json()["data"]["orderUsage"]
+        assert third.json()["data"]["orderUsage"] != 10**20
+        assert _sync(sim, client, other).json()["data"]["orderNo"] == other
+        assert sim.stats.faults["spoil:huge_integer"] == 2
+
+
+def test_each_spoil_kind_changes_the_answer_as_documented(dataset):
+    order_no = next(e.order_no for e in dataset.esimtrade if not e.poisoned)
+    spoils = (
+        Spoil(SpoilKind.DEEP_NESTING, "esimtrade.sync", depth=5000),
+        Spoil(SpoilKind.NOT_JSON, "esimtrade.sync"),
+        Spoil(SpoilKind.HUGE_BODY, "esimtrade.sync", size=100_000),
+        Spoil(SpoilKind.CONTROL_CHARACTERS, "esimtrade.sync"),
+        Spoil(SpoilKind.HUGE_AMOUNT, "esimtrade.list"),
+        Spoil(SpoilKind.ABSURD_ECHO, "esimtrade.list", echo=-7),
+        Spoil(SpoilKind.ABSURD_ECHO, "pressone.orders"),
+    )
+    with _spoiled(dataset, *spoils) as sim, httpx.Client() as client:
+        deep = _sync(sim, client, order_no)
+        assert deep.content.startswith(b'{"data":' + b"[" * 5000)
+        page = _sync(sim, client, order_no)
+        assert page.status_code == 200 and page.headers["content-type"] == "text/html"
+        huge = _sync(sim, client, order_no)
+        assert len(huge.content) >= 100_000 and huge.json()["data"]["orderNo"] == order_no
+        assert "\x00" in _sync(sim, client, order_no).json()["data"]["iccid"]
+        listed = _list(sim, client).json()
+        assert listed["orders"][0]["costPrice"] == "100000000000000000000.00"
+        echoed = _list(sim, client).json()
+        assert echoed["page"] == echoed["pageSize"] == -7 and echoed["orders"]
+        orders = client.get(
+            sim.pressone_base_url + "/customer/v2/orders",
+            params={"page": 2, "limit": 10},
+            headers={"Authorization": f"Bearer {token(client, sim)}"},
+        ).json()
+        assert orders["meta"]["current_page"] == orders["meta"]["per_page"] == 10**18
+
+
+def test_a_spoil_for_an_endpoint_it_cannot_spoil_is_refused():
+    with pytest.raises(ValueError, match="cannot spoil"):
+        Spoil(SpoilKind.HUGE_AMOUNT, "esimtrade.sync")
+    with pytest.raises(ValueError, match="list pages only"):
+        Spoil(SpoilKind.ABSURD_ECHO, "pressone.usage")
