@@ -16,6 +16,7 @@ import contextlib
 import io
 import sys
 from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from dbt.version import __version__ as dbt_core_version
 from packaging import version
 
 from assets._metadata import markdown_table
+from pipelines.money import HEADLINE, MoneyLine, headline, money_lines, summary_json
 from pipelines.resources import WarehouseResource
 from pipelines.sql_project import (
     DB_ENV,
@@ -100,6 +102,9 @@ def _discrepancy_metadata(con: duckdb.DuckDBPyConnection, relation: str) -> dict
     )
     preview_columns = [
         "severity",
+        "amount_at_risk",
+        "currency",
+        "money_direction",
         "discrepancy_type",
         "provider",
         "order_no",
@@ -110,7 +115,8 @@ def _discrepancy_metadata(con: duckdb.DuckDBPyConnection, relation: str) -> dict
     ]
     preview = con.execute(
         f"select {', '.join(preview_columns)} from {relation} "
-        "order by case severity when 'critical' then 0 else 1 end, detected_at, "
+        "order by case severity when 'critical' then 0 else 1 end, amount_at_risk desc, "
+        "detected_at, "
         "provider, order_no, iccid, discrepancy_type limit $rows",
         {"rows": _PREVIEW_ROWS},
     ).fetchall()
@@ -119,10 +125,38 @@ def _discrepancy_metadata(con: duckdb.DuckDBPyConnection, relation: str) -> dict
         "by_severity": dg.MetadataValue.json({s: by_severity.get(s, 0) for s in SEVERITIES}),
         **{f"type/{t}": dg.MetadataValue.int(by_type.get(t, 0)) for t in codes},
         **{f"severity/{s}": dg.MetadataValue.int(by_severity.get(s, 0)) for s in SEVERITIES},
+        **_money_metadata(money_lines(con, relation)),
         "preview": dg.MetadataValue.md(
             markdown_table(preview_columns, preview) if preview else "_no findings_"
         ),
     }
+
+
+def _money_metadata(lines: list[MoneyLine]) -> dict:
+    """The money at risk: the headline figures (USD, what the contract's amounts are in), every
+    direction as JSON and a small table."""
+    figures = headline(lines)
+    return {
+        **{
+            f"money/{direction}_usd": dg.MetadataValue.float(
+                float(Decimal(figures[direction].get("USD", "0.00")))
+            )
+            for direction, _label in HEADLINE
+        },
+        "money_at_risk": dg.MetadataValue.json(summary_json(lines)),
+        "money_preview": dg.MetadataValue.md(
+            markdown_table(
+                ["money_direction", "currency", "findings", "amount"],
+                [(m.direction, m.currency, m.findings, f"{m.amount:.2f}") for m in lines],
+            )
+            if lines
+            else "_no findings_"
+        ),
+    }
+
+
+def _money_at_risk_metadata(con: duckdb.DuckDBPyConnection, relation: str) -> dict:
+    return _money_metadata(money_lines(con, relation))
 
 
 def _verdict_metadata(con: duckdb.DuckDBPyConnection, relation: str) -> dict:
@@ -152,6 +186,7 @@ _EXTRA_METADATA = {
     "discrepancies": _discrepancy_metadata,
     "reconciliation": _verdict_metadata,
     "discrepancy_history": _episode_metadata,
+    "money_at_risk": _money_at_risk_metadata,
 }
 
 

@@ -21,7 +21,8 @@ from pipelines.resources import ExportsResource, WarehouseResource
         f"CSV and Parquet files of the reports ({', '.join(EXPORTS)}) in "
         "ESIM_RECON_EXPORT_DIR (default exports/), with the charts beside them: "
         "usage_daily.png (bytes per day per package), discrepancy_trend.png (open findings "
-        "per type by run) and charts.html (both charts with their data)."
+        "per type by run), money_trend.png (open money at risk per direction by run) and "
+        "charts.html (the charts with their data)."
     ),
 )
 def report_exports(warehouse: WarehouseResource, exports: ExportsResource) -> dg.MaterializeResult:
@@ -42,13 +43,16 @@ def report_exports(warehouse: WarehouseResource, exports: ExportsResource) -> dg
             "charts": dg.MetadataValue.url(page.as_uri()),
             "chart/usage_daily": dg.MetadataValue.path(str(charts.usage_png.resolve())),
             "chart/discrepancy_trend": dg.MetadataValue.path(str(charts.trend_png.resolve())),
+            "chart/money_trend": dg.MetadataValue.path(str(charts.money_png.resolve())),
             "charts_preview": dg.MetadataValue.md(
                 "| chart | file | data points |\n|---|---|---|\n"
                 f"| Data used per day, by package | `{charts.usage_png.name}` "
                 f"| {charts.usage_rows} |\n"
                 f"| Open findings per type, by run | `{charts.trend_png.name}` "
-                f"| {charts.trend_rows} |\n\n"
-                f"Open `{page}` in a browser for both charts with their data."
+                f"| {charts.trend_rows} |\n"
+                f"| Open money at risk per direction, by run | `{charts.money_png.name}` "
+                f"| {charts.money_rows} |\n\n"
+                f"Open `{page}` in a browser for the charts with their data."
             ),
         }
     )

@@ -4,10 +4,13 @@
   packages with the most bytes overall are drawn, the rest are one "other" band.
 - `discrepancy_trend.png`: open findings per discrepancy type at each run time
   (reports.discrepancy_history).
-- `charts.html`: both images embedded (base64) with the data tables they are drawn from; it needs
+- `money_trend.png`: open money at risk per money_direction (and currency) at each run time
+  (reports.discrepancy_history; each episode counts with its amount as last seen).
+- `charts.html`: the images embedded (base64) with the data tables they are drawn from; it needs
   nothing else and opens offline.
 
-The data behind each chart comes from one query (`usage_by_package`, `open_findings_by_run`),
+The data behind each chart comes from one query (`usage_by_package`, `open_findings_by_run`,
+`open_money_by_run`),
 so what is drawn is exactly what SQL says. A database without the reports, or with empty
 reports, gets charts saying there is no data yet. Rendering uses matplotlib's Agg canvas
 directly: no display, no pyplot state.
@@ -37,6 +40,7 @@ MAX_RUNS_DRAWN = 40
 OTHER = "other"
 USAGE_PNG = "usage_daily.png"
 TREND_PNG = "discrepancy_trend.png"
+MONEY_PNG = "money_trend.png"
 CHARTS_HTML = "charts.html"
 _DPI = 100
 _SIZE = (11.0, 5.5)
@@ -46,6 +50,12 @@ _TREND_SCHEMA = {
     "run_at": pl.Datetime("us", "UTC"),
     "discrepancy_type": pl.String(),
     "open_findings": pl.Int64(),
+}
+
+_MONEY_SCHEMA = {
+    "run_at": pl.Datetime("us", "UTC"),
+    "money_direction": pl.String(),
+    "open_amount": pl.Decimal(18, 2),
 }
 
 # One band per package: "<provider> · <package_code>", the top packages by total bytes kept.
@@ -104,6 +114,48 @@ order by run_at, discrepancy_type
 """
 
 
+# Open money per direction at each run time: the run times are those of TREND_SQL; the episodes
+# are those that move money (directions other than none; none on episodes older than the money
+# rules), each counted with its amount as last seen. A currency other than USD is its own series.
+MONEY_SQL = """
+with all_episodes as (
+    select first_detected_at, last_seen_at, resolved_at, money_direction, currency,
+        amount_at_risk
+    from reports.discrepancy_history
+),
+run_times as (
+    select first_detected_at as run_at from all_episodes
+    union
+    select last_seen_at from all_episodes
+    union
+    select resolved_at from all_episodes where resolved_at is not null
+),
+episodes as (
+    select
+        case when currency = 'USD' then money_direction
+            else money_direction || ' (' || currency || ')' end as money_direction,
+        first_detected_at, resolved_at, amount_at_risk
+    from all_episodes
+    where money_direction is not null and money_direction <> 'none'
+),
+directions as (
+    select distinct money_direction from episodes
+)
+select
+    run_times.run_at,
+    directions.money_direction,
+    cast(coalesce(sum(episodes.amount_at_risk), 0) as decimal(18, 2)) as open_amount
+from run_times
+cross join directions
+left join episodes
+    on episodes.money_direction = directions.money_direction
+    and episodes.first_detected_at <= run_times.run_at
+    and (episodes.resolved_at is null or episodes.resolved_at > run_times.run_at)
+group by all
+order by run_at, money_direction
+"""
+
+
 def _frame(
     con: duckdb.DuckDBPyConnection,
     relation: str,
@@ -133,6 +185,11 @@ def usage_by_package(con: duckdb.DuckDBPyConnection, top: int = TOP_PACKAGES) ->
 def open_findings_by_run(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Open findings per type at each run time: run_at, discrepancy_type, open_findings."""
     return _frame(con, "reports.discrepancy_history", TREND_SQL, {}, _TREND_SCHEMA)
+
+
+def open_money_by_run(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Open money at risk per direction at each run time: run_at, money_direction, open_amount."""
+    return _frame(con, "reports.discrepancy_history", MONEY_SQL, {}, _MONEY_SCHEMA)
 
 
 # --- drawing --------------------------------------------------------------------------------
@@ -294,6 +351,48 @@ def trend_chart_png(data: pl.DataFrame) -> bytes:
     return _png(figure)
 
 
+def money_chart_png(data: pl.DataFrame) -> bytes:
+    """One line per money direction over the run times (the latest `MAX_RUNS_DRAWN`)."""
+    figure, axes = _figure()
+    title = "Open money at risk per direction, by run"
+    if data.height == 0:
+        _no_data(
+            axes,
+            title,
+            "no finding moves money yet (reports.discrepancy_history is empty or not built)",
+        )
+        return _png(figure)
+    runs: list[datetime] = sorted(set(data["run_at"].to_list()))
+    if len(runs) > MAX_RUNS_DRAWN:
+        runs = runs[-MAX_RUNS_DRAWN:]
+        title += f" (latest {MAX_RUNS_DRAWN} runs)"
+    latest = data.filter(pl.col("run_at") == runs[-1])
+    directions = latest.sort(["open_amount", "money_direction"], descending=[False, True])[
+        "money_direction"
+    ].to_list()
+    positions = list(range(len(runs)))
+    for direction, colour in zip(directions, _colours(len(directions)), strict=True):
+        amounts = dict(
+            data.filter(pl.col("money_direction") == direction)
+            .select("run_at", "open_amount")
+            .iter_rows()
+        )
+        values = [float(amounts.get(run) or 0) for run in runs]
+        axes.plot(positions, values, marker="o", label=direction, color=colour, linewidth=2)
+    step = max(1, len(runs) // 15)
+    labels = [run.astimezone(UTC).strftime("%m-%d %H:%M:%S") for run in runs]
+    axes.set_xticks(positions[::step], labels[::step])
+    if len(runs) > 6:
+        axes.tick_params(axis="x", labelrotation=45)
+    axes.set_xlim(-0.4, len(runs) - 0.6 if len(runs) > 1 else 0.4)
+    axes.set_ylim(bottom=0)
+    axes.set_ylabel("open amount at risk (USD)")
+    axes.set_xlabel("run time (UTC)")
+    axes.set_title(title, loc="left", fontsize=13, fontweight="bold")
+    _legend(axes, title="money direction")
+    return _png(figure)
+
+
 def _legend(axes: Axes, *, title: str) -> None:
     """Legend beside the plot, top entry = top band of the stacked bars."""
     handles, labels = axes.get_legend_handles_labels()
@@ -367,9 +466,14 @@ details { margin-top: 0.5rem; }
 
 
 def charts_html(
-    usage: pl.DataFrame, trend: pl.DataFrame, usage_png: bytes, trend_png: bytes
+    usage: pl.DataFrame,
+    trend: pl.DataFrame,
+    usage_png: bytes,
+    trend_png: bytes,
+    money: pl.DataFrame | None = None,
+    money_png: bytes | None = None,
 ) -> str:
-    """The self-contained page: both charts and the data tables they are drawn from."""
+    """The self-contained page: the charts and the data tables they are drawn from."""
 
     def image(png: bytes, alt: str) -> str:
         encoded = base64.b64encode(png).decode("ascii")
@@ -378,6 +482,18 @@ def charts_html(
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     usage_table = _wide(usage, "usage_date", "package", "used_bytes")
     trend_table = _wide(trend, "run_at", "discrepancy_type", "open_findings")
+    money_section = ""
+    if money is not None and money_png is not None:
+        money_table = _wide(money, "run_at", "money_direction", "open_amount")
+        money_section = f"""<h2>Open money at risk per direction, by run</h2>
+<p>From <code>reports.discrepancy_history</code>: the amount at risk of the findings open at each
+run time, per money direction (findings that move no money left out; each finding with its amount
+as last seen).</p>
+{image(money_png, "Open money at risk per direction, by run")}
+<details open><summary>Data (amount at risk)</summary>
+{_html_table(money_table)}
+</details>
+"""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -403,7 +519,7 @@ discrepancy type.</p>
 <details open><summary>Data (open findings)</summary>
 {_html_table(trend_table)}
 </details>
-</body>
+{money_section}</body>
 </html>
 """
 
@@ -415,23 +531,34 @@ class ChartFiles:
     html: Path
     usage_rows: int
     trend_rows: int
+    money_png: Path
+    money_rows: int
 
     def as_dict(self) -> dict[str, Path]:
-        return {USAGE_PNG: self.usage_png, TREND_PNG: self.trend_png, CHARTS_HTML: self.html}
+        return {
+            USAGE_PNG: self.usage_png,
+            TREND_PNG: self.trend_png,
+            MONEY_PNG: self.money_png,
+            CHARTS_HTML: self.html,
+        }
 
 
 def write_charts(con: duckdb.DuckDBPyConnection, out_dir: str | Path) -> ChartFiles:
-    """Draw both charts from the reports and write the PNGs and the HTML page atomically."""
+    """Draw the charts from the reports and write the PNGs and the HTML page atomically."""
     folder = Path(out_dir)
     usage = usage_by_package(con)
     trend = open_findings_by_run(con)
+    money = open_money_by_run(con)
     usage_png = usage_chart_png(usage)
     trend_png = trend_chart_png(trend)
-    page = charts_html(usage, trend, usage_png, trend_png).encode("utf-8")
+    money_png = money_chart_png(money)
+    page = charts_html(usage, trend, usage_png, trend_png, money, money_png).encode("utf-8")
     return ChartFiles(
         usage_png=atomic_write(folder / USAGE_PNG, lambda handle: handle.write(usage_png)),
         trend_png=atomic_write(folder / TREND_PNG, lambda handle: handle.write(trend_png)),
+        money_png=atomic_write(folder / MONEY_PNG, lambda handle: handle.write(money_png)),
         html=atomic_write(folder / CHARTS_HTML, lambda handle: handle.write(page)),
         usage_rows=usage.height,
         trend_rows=trend.height,
+        money_rows=money.height,
     )

@@ -134,6 +134,7 @@ def _print_summary(
         total += count
     table.add_row("[bold]total[/bold]", "", f"[bold]{total}[/bold]")
     console.print(table)
+    _print_money(console, summary.get("money"))
     rows = summary.get("rows", {})
     console.print(
         f"Reconciled {rows.get('reconciliation', 0)} rows; usage for {rows.get('usage', 0)} eSIMs; "
@@ -152,6 +153,25 @@ def _print_summary(
         charts = export_dir / "charts.html"
         if charts.is_file():
             console.print(f"Charts: {charts}", markup=False)
+
+
+def _print_money(console: Console, money: dict[str, Any] | None) -> None:
+    """The money at risk of the open findings: every direction that moves money, then the
+    headline (recoverable now, customer exposure, lost)."""
+    from pipelines.money import headline_text
+
+    if not money:
+        return
+    table = Table(title="Money at risk (open findings)")
+    table.add_column("direction")
+    table.add_column("findings", justify="right")
+    table.add_column("amount", justify="right")
+    for line in money.get("by_direction", []):
+        if line["money_direction"] != "none":
+            amount = f"{line['amount']} {line['currency']}"
+            table.add_row(line["money_direction"], str(line["findings"]), amount)
+    console.print(table)
+    console.print(headline_text(money), markup=False, soft_wrap=True)
 
 
 def _run_graph(
@@ -511,6 +531,7 @@ def _print_status(report: Status) -> None:
     total = sum(finding["count"] for finding in report.findings)
     findings.add_row("total", "", str(total), style="bold")
     console.print(findings)
+    _print_money(console, report.money)
 
     for entry in report.quarantined:  # refused provider answers (raw.provider_quarantine)
         console.print(

@@ -5,12 +5,15 @@ Format of the CSV files (decided once, relied on by scripts):
 - UTF-8, a header row, comma-separated, `\\n` line ends, fields quoted only when needed; an
   unquoted empty field is a missing value, `""` an empty text.
 - Rows in a stable order, by the keys in `EXPORTS` (documented per file), so two exports of the
-  same data are byte-identical.
+  same data are byte-identical. discrepancies.csv lists the largest amount_at_risk first;
+  finance_actions.csv (the finance worklist, action column first) groups by action, largest
+  amount first.
 - Timestamps ISO-8601 in UTC with a `Z`: `2026-01-31T12:00:00Z`, with `.ffffff` microseconds only
   when the value has a fraction of a second. Dates `YYYY-MM-DD`.
-- Decimal amounts as text exactly as stored, four decimal places (`12.5000`): never through a
-  float. Percentages two places (`45.20`). Byte counts and other integers as plain integers
-  (negative numbers stay numbers). Booleans `true` / `false`.
+- Decimal amounts as text exactly as stored, in their stored scale (`12.5000` for an order
+  amount, `12.50` for money at risk): never through a float. Percentages two places
+  (`45.20`). Byte counts and other integers as plain integers (negative numbers stay numbers).
+  Booleans `true` / `false`.
 - Text cells that a spreadsheet would read as a formula (starting with `=`, `+`, `-`, `@`, tab or
   carriage return) get a leading single quote. Only text columns are touched, and a text cell
   that is just a negative decimal number (`-3.2500`, an amount in `local_value`) stays as it is:
@@ -53,14 +56,23 @@ class ExportSpec:
     order_by: tuple[str, ...]
 
 
-# File stem -> relation and sort keys (each a total order on the relation's unique key).
+# File stem -> relation and sort keys (each a total order on the relation's unique key); a key
+# ending in " desc" sorts largest first.
 EXPORTS: dict[str, ExportSpec] = {
     "reconciliation": ExportSpec(
         "reports.reconciliation",
         ("provider", "order_no", "local_line_no", "provider_esim_key", "row_id"),
     ),
     "discrepancies": ExportSpec(
-        "reports.discrepancies", ("provider", "order_no", "iccid", "discrepancy_type")
+        "reports.discrepancies",
+        ("amount_at_risk desc", "provider", "order_no", "iccid", "discrepancy_type"),
+    ),
+    "money_at_risk": ExportSpec(
+        "reports.money_at_risk", ("provider", "currency", "money_direction")
+    ),
+    "finance_actions": ExportSpec(
+        "reports.finance_actions",
+        ("action", "amount desc", "provider", "order_no", "iccid", "discrepancy_type"),
     ),
     "usage": ExportSpec("reports.usage", ("provider", "order_no", "esim_key")),
     "usage_daily": ExportSpec("reports.usage_daily", ("provider", "usage_date", "package_code")),
@@ -115,6 +127,12 @@ def _csv_expression(column: str, type_name: str) -> str:
     )
 
 
+def _sort_key(key: str) -> tuple[str, str]:
+    """`"column"` or `"column desc"` as (column, direction)."""
+    column, _, way = key.partition(" ")
+    return column, "desc" if way.strip().lower() == "desc" else "asc"
+
+
 class _Query(NamedTuple):
     sql: str
     params: dict[str, str]
@@ -124,10 +142,11 @@ def _export_queries(con: duckdb.DuckDBPyConnection, spec: ExportSpec) -> tuple[_
     """The CSV and the Parquet query, rows sorted on the typed values whatever their text form."""
     columns = [(row[0], row[1]) for row in con.execute(f"describe {spec.relation}").fetchall()]
     names = {name for name, _ in columns}
-    missing = [key for key in spec.order_by if key not in names]
+    sort_keys = [_sort_key(key) for key in spec.order_by]
+    missing = [key for key, _ in sort_keys if key not in names]
     if missing:
         raise ValueError(f"{spec.relation} has no sort column(s) {missing}")
-    order = ", ".join(f"src.{_quote(key)} asc nulls last" for key in spec.order_by)
+    order = ", ".join(f"src.{_quote(key)} {way} nulls last" for key, way in sort_keys)
 
     def ordered(select: str) -> str:
         return f"select {select} from {spec.relation} as src order by {order}"

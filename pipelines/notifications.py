@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
@@ -42,7 +43,10 @@ select
     history.iccid,
     history.discrepancy_type,
     history.local_value,
-    history.provider_value
+    history.provider_value,
+    history.amount_at_risk,
+    history.currency,
+    history.money_direction
 from reports.discrepancy_history as history
 where history.severity = 'critical'
     and ($after is null or history.first_detected_at > $after)
@@ -56,8 +60,8 @@ where history.severity = 'critical'
             and earlier.discrepancy_type = history.discrepancy_type
             and earlier.first_detected_at < history.first_detected_at
     )
-order by history.first_detected_at, history.provider, history.discrepancy_type,
-    history.order_no, history.iccid
+order by history.first_detected_at, history.amount_at_risk desc nulls last, history.provider,
+    history.discrepancy_type, history.order_no, history.iccid
 """
 
 
@@ -69,6 +73,15 @@ class Finding:
     discrepancy_type: str
     local_value: str | None
     provider_value: str | None
+    # Money at risk as the reports decided it (absent on episodes older than the money rules).
+    amount_at_risk: Decimal | None = None
+    currency: str | None = None
+    money_direction: str | None = None
+
+    def money(self) -> str:
+        if self.amount_at_risk is None:
+            return ""
+        return f" [{self.amount_at_risk:.2f} {self.currency or 'USD'}, {self.money_direction}]"
 
 
 @dataclass(frozen=True)
@@ -80,21 +93,35 @@ class Batch:
     def cursor(self) -> str:
         return self.detected_at.isoformat()
 
+    def money_at_risk(self) -> str:
+        """`12.50 USD` (one amount per currency) over the batch's findings."""
+        totals: dict[str, Decimal] = {}
+        for finding in self.findings:
+            if finding.amount_at_risk is not None:
+                currency = finding.currency or "USD"
+                totals[currency] = totals.get(currency, Decimal(0)) + finding.amount_at_risk
+        if not totals:
+            return "0.00 USD"
+        return " + ".join(f"{amount:.2f} {currency}" for currency, amount in sorted(totals.items()))
+
     def summary(self) -> str:
-        """A short message: counts per type and provider, then the first few findings."""
+        """A short message: counts per type and provider and the money at risk, then the first
+        few findings, largest amount first."""
         by_kind = Counter((f.discrepancy_type, f.provider) for f in self.findings)
         counts = ", ".join(
             f"{count} {kind} ({provider})" for (kind, provider), count in sorted(by_kind.items())
         )
         lines = [
             f"esim-recon: {len(self.findings)} new critical finding(s) detected at "
-            f"{self.detected_at.isoformat(timespec='seconds')}: {counts}."
+            f"{self.detected_at.isoformat(timespec='seconds')}: {counts}; "
+            f"money at risk {self.money_at_risk()}."
         ]
         for finding in self.findings[:PREVIEW_FINDINGS]:
             iccid = f" iccid {finding.iccid}" if finding.iccid else ""
             lines.append(
                 f"- {finding.discrepancy_type} {finding.provider} order {finding.order_no}{iccid}: "
                 f"local {finding.local_value or '-'}, provider {finding.provider_value or '-'}"
+                f"{finding.money()}"
             )
         if len(self.findings) > PREVIEW_FINDINGS:
             lines.append(

@@ -26,7 +26,7 @@ SECTION_INTRO = (
     "`DESCRIBE` and the\nDagster UI show it too.\n"
 )
 # The contract's relations lead the dictionary; the other reports follow by name.
-CONTRACT_REPORTS: tuple[str, ...] = ("reconciliation", "discrepancies", "usage")
+CONTRACT_REPORTS: tuple[str, ...] = ("reconciliation", "discrepancies", "usage", "money_at_risk")
 
 
 def _cell(text: str) -> str:

@@ -19,6 +19,7 @@ from filelock import FileLock, Timeout
 
 from pipelines.local_orders import LocalOrdersError, check_local_orders_file
 from pipelines.local_orders_db import check_local_orders_database, is_database_url
+from pipelines.money import money_summary
 from pipelines.warehouse import Warehouse, WarehouseError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -351,7 +352,8 @@ def _local_load_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 def discrepancy_summary(db_path: Path, *, wait_seconds: float = 5.0) -> dict[str, Any]:
     """Counts per discrepancy type and severity from reports.discrepancies (read-only), the
-    report row counts and the latest local load's accepted / rejected rows. Empty when there
+    money at risk per direction, the report row counts and the latest local load's accepted /
+    rejected rows. Empty when there
     are no reports yet or the file stays busy for `wait_seconds`."""
     if not db_path.exists():
         return {}
@@ -378,6 +380,7 @@ def discrepancy_summary(db_path: Path, *, wait_seconds: float = 5.0) -> dict[str
             local = {}
             if {("raw", "ingest_log"), ("raw", "local_orders_rejected")} <= tables:
                 local = _local_load_counts(con)
-            return {"by_type": by_type, "rows": counts, "local_rows": local}
+            money = money_summary(con)
+            return {"by_type": by_type, "rows": counts, "local_rows": local, "money": money}
     except WarehouseError:
         return {}

@@ -1,4 +1,5 @@
-"""What `esim-recon status` reports: the last run, row counts, findings and feed freshness.
+"""What `esim-recon status` reports: the last run, row counts, findings, money at risk and feed
+freshness.
 
 Everything is read-only: the Dagster instance in DAGSTER_HOME (default ./.dagster_home) for the
 runs, the DuckDB file for the rest. Nothing is created when either is missing.
@@ -14,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines.money import money_summary
 from pipelines.warehouse import RAW_TABLES, Warehouse
 
 OPEN_WAIT_SECONDS = 5.0
@@ -103,6 +105,9 @@ class Status:
     tables: dict[str, int]
     findings: list[dict[str, Any]]
     feeds: list[Feed]
+    # The money at risk of the open findings (pipelines.money.summary_json); empty before the
+    # reports exist.
+    money: dict[str, Any] = field(default_factory=dict)
     # Refused provider answers and records (raw.provider_quarantine) per asset and kind.
     quarantined: list[dict[str, Any]] = field(default_factory=list)
 
@@ -130,6 +135,7 @@ class Status:
                 "tables": self.tables,
                 "findings": self.findings,
                 "feeds": [asdict(feed) for feed in self.feeds],
+                "money": self.money,
                 "quarantined": self.quarantined,
             }
         )
@@ -245,6 +251,7 @@ def collect(db_path: Path, home: Path | None = None) -> Status:
     home = home or dagster_home()
     with Warehouse(db_path).connect(read_only=True, wait_seconds=OPEN_WAIT_SECONDS) as con:
         tables, findings, feeds, run_ids = _database_part(con)
+        money = money_summary(con)
         quarantined = _quarantined(con) if "raw.provider_quarantine" in tables else []
     run = last_run(home)
     if run is not None:
@@ -257,5 +264,6 @@ def collect(db_path: Path, home: Path | None = None) -> Status:
         tables=tables,
         findings=findings,
         feeds=feeds,
+        money=money,
         quarantined=quarantined,
     )

@@ -2,8 +2,9 @@
 
 This module is the simulator's independent oracle. It reads the world the way a complete pipeline
 run would see it (every eSIMTrade order synced, every PressOne sim's usage fetched, every list
-fully loaded) and decides the findings rule by rule. It deliberately shares no code with the
-provider clients or the SQL models.
+fully loaded) and decides the findings rule by rule, with each finding's money at risk (the
+contract's "Money at risk" table, written out here as plain conditions). It deliberately shares
+no code with the provider clients or the SQL models.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from pipelines.simulator.iccid import shape_ok
@@ -232,6 +233,58 @@ def _amount(text: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
+UNUSED_STATES = frozenset({"pending", "ready"})
+USED_STATES = frozenset({"active", "suspended", "depleted", "expired"})
+CENT = Decimal("0.01")
+NO_MONEY = (Decimal("0.00"), "USD", "none")
+
+
+def _cents(value: Decimal | None) -> Decimal:
+    """2 places, half up, never negative; a missing amount is 0."""
+    if value is None or value < 0:
+        return Decimal("0.00")
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def money_at_risk(
+    kind: str,
+    local: LocalRow | None,
+    esim: ProviderEsim | None,
+) -> tuple[Decimal, str, str]:
+    """(amount_at_risk, currency, money_direction) of a finding seen on this local row and/or
+    provider eSIM: the contract's "Money at risk" table, one eSIM's amounts."""
+    local_amount = _amount(local.amount) if local is not None else None
+    local_currency = (local.currency.strip().upper() or "USD") if local is not None else "USD"
+    provider_amount = esim.amount if esim is not None else None
+    mine = local_state(local.status) if local is not None else None
+    theirs = esim.state if esim is not None else None
+    if kind == "missing_locally":
+        direction = "recoverable" if theirs in UNUSED_STATES else "unrecorded_cost"
+        return _cents(provider_amount), "USD", direction
+    if kind == "missing_at_provider":
+        return _cents(local_amount), local_currency, "customer_exposure"
+    if kind == "status_mismatch":
+        if mine in MONEY_STATES and theirs in UNUSED_STATES:
+            return _cents(provider_amount), "USD", "recoverable"
+        if mine in MONEY_STATES and theirs in USED_STATES:
+            return _cents(provider_amount), "USD", "lost_cost"
+        if theirs in MONEY_STATES and mine not in MONEY_STATES:
+            return _cents(local_amount), local_currency, "customer_exposure"
+        return NO_MONEY
+    if kind == "amount_mismatch" and local_amount is not None and provider_amount is not None:
+        if provider_amount > local_amount:
+            return _cents(provider_amount - local_amount), "USD", "overcharge"
+        if provider_amount < local_amount:
+            return _cents(local_amount - provider_amount), "USD", "books_overstate"
+    if kind == "sync_failed":
+        if provider_amount is not None:
+            return _cents(provider_amount), "USD", "unverified"
+        if local_amount is not None:
+            return _cents(local_amount), local_currency, "unverified"
+        return Decimal("0.00"), "USD", "unverified"
+    return NO_MONEY
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     provider: str
@@ -239,6 +292,9 @@ class Finding:
     iccid: str
     discrepancy_type: str
     severity: str
+    amount_at_risk: Decimal = Decimal("0.00")
+    currency: str = "USD"
+    money_direction: str = "none"
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -271,12 +327,33 @@ def decide(
 ) -> tuple[list[Finding], dict[int, str]]:
     """All findings, and for each provider eSIM the ICCID its findings are keyed by."""
     found: dict[tuple[str, str, str, str], Finding] = {}
+    # A finding seen on several rows is described by one: critical first, then the lowest local
+    # line, then the lowest eSIM key (missing ones last); its money is that row's.
+    described_by: dict[tuple[str, str, str, str], tuple[int, int, int, int, str]] = {}
 
-    def add(provider: str, order_no: str, iccid: str, kind: str, severity: str = "warning") -> None:
-        finding = Finding(provider, order_no, iccid, kind, severity)
+    def add(
+        provider: str,
+        order_no: str,
+        iccid: str,
+        kind: str,
+        severity: str = "warning",
+        *,
+        row: LocalRow | None = None,
+        esim: ProviderEsim | None = None,
+    ) -> None:
+        amount, currency, direction = money_at_risk(kind, row, esim)
+        finding = Finding(provider, order_no, iccid, kind, severity, amount, currency, direction)
+        rank = (
+            -SEVERITY_ORDER[severity],
+            0 if row is not None else 1,
+            row.line if row is not None else 0,
+            0 if esim is not None else 1,
+            esim.key if esim is not None else "",
+        )
         old = found.get(finding.key)
-        if old is None or SEVERITY_ORDER[severity] > SEVERITY_ORDER[old.severity]:
+        if old is None or rank < described_by[finding.key]:
             found[finding.key] = finding
+            described_by[finding.key] = rank
 
     finding_iccid: dict[int, str] = {}
     for provider in ("esimtrade", "pressone"):
@@ -287,13 +364,20 @@ def decide(
             if esim is None:
                 assert row is not None
                 if row.order_no not in known_orders[provider]:
-                    add(provider, row.order_no, row.iccid, "missing_at_provider", "critical")
+                    add(
+                        provider,
+                        row.order_no,
+                        row.iccid,
+                        "missing_at_provider",
+                        "critical",
+                        row=row,
+                    )
                 continue
             # The finding key's ICCID: the local row's where there is one, else the provider's.
             key_iccid = row.iccid if row is not None else (esim.iccid or "")
             finding_iccid[esim.uid] = key_iccid
             if row is None:
-                add(provider, esim.order_no, key_iccid, "missing_locally", "critical")
+                add(provider, esim.order_no, key_iccid, "missing_locally", "critical", esim=esim)
             else:
                 mine = local_state(row.status)
                 if mine != esim.state:
@@ -304,18 +388,28 @@ def decide(
                         key_iccid,
                         "status_mismatch",
                         "critical" if money else "warning",
+                        row=row,
+                        esim=esim,
                     )
                 if row.iccid and esim.iccid and row.iccid != esim.iccid and shape_ok(row.iccid):
-                    add(provider, row.order_no, key_iccid, "iccid_mismatch")
+                    add(provider, row.order_no, key_iccid, "iccid_mismatch", row=row, esim=esim)
                 if row.package_code and esim.package_code and row.package_code != esim.package_code:
-                    add(provider, row.order_no, key_iccid, "package_mismatch")
+                    add(provider, row.order_no, key_iccid, "package_mismatch", row=row, esim=esim)
                 amount = _amount(row.amount)
                 if (
                     amount is not None
                     and esim.amount is not None
                     and abs(amount - esim.amount) > Decimal("0.01")
                 ):
-                    add(provider, row.order_no, key_iccid, "amount_mismatch", "critical")
+                    add(
+                        provider,
+                        row.order_no,
+                        key_iccid,
+                        "amount_mismatch",
+                        "critical",
+                        row=row,
+                        esim=esim,
+                    )
             if (
                 esim.usage_observed
                 and not esim.unlimited
@@ -323,11 +417,11 @@ def decide(
                 and esim.total is not None
                 and esim.used > esim.total
             ):
-                add(provider, esim.order_no, key_iccid, "usage_exceeds_volume")
+                add(provider, esim.order_no, key_iccid, "usage_exceeds_volume", row=row, esim=esim)
             if esim.sync_failed:
-                add(provider, esim.order_no, key_iccid, "sync_failed")
+                add(provider, esim.order_no, key_iccid, "sync_failed", row=row, esim=esim)
             for kind in sorted(history_findings(history.get(esim.uid, ()))):
-                add(provider, esim.order_no, key_iccid, kind)
+                add(provider, esim.order_no, key_iccid, kind, row=row, esim=esim)
 
     iccid_count: dict[str, int] = defaultdict(int)
     for row in local_rows:
@@ -335,10 +429,31 @@ def decide(
             iccid_count[row.iccid] += 1
     for row in local_rows:
         if row.iccid and iccid_count[row.iccid] > 1:
-            add(row.provider, row.order_no, row.iccid, "duplicate_iccid")
+            add(row.provider, row.order_no, row.iccid, "duplicate_iccid", row=row)
         if row.iccid and not shape_ok(row.iccid):
-            add(row.provider, row.order_no, row.iccid, "invalid_iccid")
+            add(row.provider, row.order_no, row.iccid, "invalid_iccid", row=row)
     return sorted(found.values(), key=lambda f: f.key), finding_iccid
+
+
+def money_totals(findings: Iterable[Finding]) -> dict[str, dict[str, Any]]:
+    """Per money_direction: how many findings and their amount (USD and any other currency)."""
+    totals: dict[str, dict[str, Any]] = {}
+    for finding in findings:
+        entry = totals.setdefault(finding.money_direction, {"findings": 0, "amount": {}})
+        entry["findings"] += 1
+        amounts = entry["amount"]
+        amounts[finding.currency] = amounts.get(finding.currency, Decimal("0.00")) + (
+            finding.amount_at_risk
+        )
+    return {
+        direction: {
+            "findings": entry["findings"],
+            "amount": {
+                currency: f"{value:.2f}" for currency, value in sorted(entry["amount"].items())
+            },
+        }
+        for direction, entry in sorted(totals.items())
+    }
 
 
 def usage_rows(esims: Iterable[ProviderEsim]) -> list[dict[str, Any]]:
@@ -410,10 +525,14 @@ def ground_truth(dataset: Dataset) -> dict[str, Any]:
                 "iccid": f.iccid,
                 "discrepancy_type": f.discrepancy_type,
                 "severity": f.severity,
+                "amount_at_risk": f"{f.amount_at_risk:.2f}",
+                "currency": f.currency,
+                "money_direction": f.money_direction,
             }
             for f in findings
         ],
         "usage": usage_rows(esims),
+        "money": money_totals(findings),
         "planted": planted,
         "decoys": list(dataset.decoys),
     }

@@ -58,7 +58,13 @@ def test_dependencies_come_from_the_sql():
         "usage",
         "usage_daily",
         "status_transitions",
+        "money_at_risk",
+        "finance_actions",
     }
+    assert deps["money_at_risk"] == {"discrepancies"}
+    assert {"int_finding_money", "money_rules"} <= set(deps["discrepancy_history"]) | set(
+        deps["int_finding_money"]
+    )
 
 
 def test_dbt_tests_are_asset_checks():
@@ -144,14 +150,33 @@ def test_discrepancies_metadata_counts_and_preview(materialized):
     assert by_type["status_mismatch"] == 1 and by_type["missing_locally"] == 1
     assert metadata["by_severity"].value == {"critical": 2, "warning": 0}
     preview = metadata["preview"].value
-    assert preview.splitlines()[0].startswith("| severity | discrepancy_type")
+    assert preview.splitlines()[0].startswith("| severity | amount_at_risk | currency")
     assert "missing_locally" in preview and "status_mismatch" in preview
+    # B2 was refunded locally but is in use at the provider (lost); B3 is unrecorded.
+    assert metadata["money/lost_cost_usd"].value == 1.0
+    assert metadata["money/recoverable_usd"].value == 0.0
+    directions = {
+        line["money_direction"]: (line["findings"], line["amount"])
+        for line in metadata["money_at_risk"].value["by_direction"]
+    }
+    assert directions == {"lost_cost": (1, "1.00"), "unrecorded_cost": (1, "1.00")}
+
+
+def test_money_at_risk_asset_carries_the_headline(materialized):
+    [event] = _materializations(materialized["planted"], "money_at_risk")
+    metadata = event.metadata
+    assert metadata["money_at_risk"].value["headline"] == {
+        "recoverable": {"USD": "0.00"},
+        "customer_exposure": {"USD": "0.00"},
+        "lost_cost": {"USD": "1.00"},
+    }
+    assert "| lost_cost | USD | 1 | 1.00 |" in metadata["money_preview"].value
 
 
 def test_report_exports_asset_writes_the_files(materialized):
     exports = materialized["folder"] / "exports"
     names = sorted(p.name for p in exports.iterdir())
-    charts = ["charts.html", "discrepancy_trend.png", "usage_daily.png"]
+    charts = ["charts.html", "discrepancy_trend.png", "money_trend.png", "usage_daily.png"]
     assert names == sorted(
         charts
         + [
@@ -162,6 +187,8 @@ def test_report_exports_asset_writes_the_files(materialized):
                 "usage",
                 "usage_daily",
                 "status_transitions",
+                "money_at_risk",
+                "finance_actions",
             )
             for ext in ("csv", "parquet")
         ]

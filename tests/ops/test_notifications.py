@@ -89,6 +89,18 @@ def test_one_post_per_new_batch_of_critical_findings_never_twice(tmp_path: Path,
             assert len(posts) == 1
             text = posts[0]["text"]
             assert f"{len(first_critical)} new critical finding(s)" in text
+            # The post names the money at risk of the batch, as the reports sum it.
+            [(total,)] = query(
+                db,
+                "SELECT sum(amount_at_risk) FROM reports.discrepancies WHERE severity = 'critical'",
+            )
+            assert f"money at risk {total:.2f} USD." in text
+            [(largest, direction)] = query(
+                db,
+                "SELECT amount_at_risk, money_direction FROM reports.discrepancies "
+                "WHERE severity = 'critical' ORDER BY amount_at_risk DESC LIMIT 1",
+            )
+            assert f"[{largest:.2f} USD, {direction}]" in text.splitlines()[1]
             cursor = result.cursor
 
             # A second evaluation with nothing new sends nothing.

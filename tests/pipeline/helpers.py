@@ -80,3 +80,37 @@ def truth_findings(truth: dict[str, Any]) -> set[tuple[str, str, str, str]]:
         (item["provider"], item["order_no"], item["iccid"] or "", item["discrepancy_type"])
         for item in truth["findings"]
     }
+
+
+Money = dict[tuple[str, str, str, str], tuple[str, str, str]]
+
+
+def finding_money(db_path: Path) -> Money:
+    """Every finding's (amount_at_risk, currency, money_direction), amounts as 2-place text."""
+    return {
+        (provider, order_no, iccid or "", kind): (f"{amount:.2f}", currency, direction)
+        for provider, order_no, iccid, kind, amount, currency, direction in query(
+            db_path,
+            "SELECT provider, order_no, iccid, discrepancy_type, amount_at_risk, currency, "
+            "money_direction FROM reports.discrepancies",
+        )
+    }
+
+
+def truth_money(truth: dict[str, Any]) -> Money:
+    return {
+        (item["provider"], item["order_no"], item["iccid"] or "", item["discrepancy_type"]): (
+            item["amount_at_risk"],
+            item["currency"],
+            item["money_direction"],
+        )
+        for item in truth["findings"]
+    }
+
+
+def money_mismatches(found: Money, expected: Money) -> list[tuple[Any, ...]]:
+    """The findings whose money differs (first ten), for an assertion message."""
+    keys = sorted(set(found) | set(expected))
+    return [(k, found.get(k), expected.get(k)) for k in keys if found.get(k) != expected.get(k)][
+        :10
+    ]

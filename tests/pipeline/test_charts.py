@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import re
 from collections import Counter
+from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from pipelines.charts import (
     OTHER,
     open_findings_by_run,
+    open_money_by_run,
     usage_by_package,
     write_charts,
 )
@@ -96,6 +98,35 @@ def test_trend_data_counts_open_episodes_and_ends_at_the_current_findings(con) -
     assert drawn_now == dict(now)
 
 
+def test_money_trend_sums_open_amounts_per_direction_and_ends_at_the_current_money(con) -> None:
+    data = open_money_by_run(con)
+    assert data.height > 0
+    episodes = con.execute(
+        "SELECT money_direction, amount_at_risk, first_detected_at, resolved_at "
+        "FROM reports.discrepancy_history WHERE money_direction <> 'none' AND currency = 'USD'"
+    ).fetchall()
+    for run_at, direction, amount in data.iter_rows():
+        expected = sum(
+            (
+                value
+                for d, value, first, resolved in episodes
+                if d == direction and first <= run_at and (resolved is None or resolved > run_at)
+            ),
+            Decimal("0.00"),
+        )
+        assert amount == expected, (run_at, direction)
+    latest = data.filter(pl.col("run_at") == data["run_at"].max())
+    now = dict(
+        con.execute(
+            "SELECT money_direction, sum(amount) FROM reports.money_at_risk "
+            "WHERE money_direction <> 'none' AND currency = 'USD' GROUP BY 1"
+        ).fetchall()
+    )
+    drawn_now = {direction: amount for _, direction, amount in latest.iter_rows()}
+    assert drawn_now == now
+    assert "none" not in drawn_now
+
+
 class _Page(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
@@ -124,7 +155,7 @@ def _check_png(path: Path) -> None:
 
 def test_write_charts_writes_pngs_and_a_self_contained_page(con, tmp_path: Path) -> None:
     files = write_charts(con, tmp_path / "exports")
-    for path in (files.usage_png, files.trend_png):
+    for path in (files.usage_png, files.trend_png, files.money_png):
         _check_png(path)
     page = _Page()
     text = files.html.read_text(encoding="utf-8")
@@ -132,13 +163,20 @@ def test_write_charts_writes_pngs_and_a_self_contained_page(con, tmp_path: Path)
     assert text.startswith("<!DOCTYPE html>")
     assert not re.search(r"""(src|href)=["'](?!data:)""", text)  # nothing loaded from elsewhere
     embedded = [base64.b64decode(src.removeprefix("data:image/png;base64,")) for src in page.images]
-    assert embedded == [files.usage_png.read_bytes(), files.trend_png.read_bytes()]
+    assert embedded == [
+        files.usage_png.read_bytes(),
+        files.trend_png.read_bytes(),
+        files.money_png.read_bytes(),
+    ]
     usage = usage_by_package(con)
     for package in usage["package"].unique().to_list():
         assert package in page.cells
     assert str(usage["used_bytes"].max()) in page.cells
     trend = open_findings_by_run(con)
     assert set(trend["discrepancy_type"].to_list()) <= set(page.cells)
+    money = open_money_by_run(con)
+    assert set(money["money_direction"].to_list()) <= set(page.cells)
+    assert str(money["open_amount"].max()) in page.cells
 
 
 def test_charts_on_an_empty_database_say_there_is_no_data(tmp_path: Path) -> None:
@@ -146,11 +184,12 @@ def test_charts_on_an_empty_database_say_there_is_no_data(tmp_path: Path) -> Non
     try:
         assert usage_by_package(connection).height == 0
         assert open_findings_by_run(connection).height == 0
+        assert open_money_by_run(connection).height == 0
         files = write_charts(connection, tmp_path / "exports")
     finally:
         connection.close()
-    for path in (files.usage_png, files.trend_png):
+    for path in (files.usage_png, files.trend_png, files.money_png):
         _check_png(path)
     text = files.html.read_text(encoding="utf-8")
-    assert text.count("No rows yet") == 2
-    assert files.usage_rows == files.trend_rows == 0
+    assert text.count("No rows yet") == 3
+    assert files.usage_rows == files.trend_rows == files.money_rows == 0

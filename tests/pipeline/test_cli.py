@@ -106,6 +106,21 @@ def test_demo_runs_end_to_end_and_finds_every_discrepancy_type(demo: dict) -> No
         rows = list(csv.DictReader(handle))
     assert {row["discrepancy_type"] for row in rows} == expected_types
     assert len(rows) == len(truth["findings"])
+    # The run ends with the money at risk, as the oracle sums it.
+    money = truth["money"]
+    for direction, label in (
+        ("recoverable", "recoverable now"),
+        ("customer_exposure", "customer exposure"),
+        ("lost_cost", "lost"),
+    ):
+        amount = money.get(direction, {}).get("amount", {}).get("USD", "0.00")
+        assert f"{label} {amount} USD" in demo["stdout"], direction
+    assert "Money at risk (open findings)" in demo["stdout"]
+    with (demo_dir / "exports" / "finance_actions.csv").open(newline="") as handle:
+        worklist = list(csv.DictReader(handle))
+    assert len(worklist) == sum(
+        entry["findings"] for direction, entry in money.items() if direction != "none"
+    )
 
     query = _cli(
         [
@@ -171,6 +186,13 @@ def test_status_on_the_demo_database(demo: dict) -> None:
                 "GROUP BY ALL"
             ).fetchall()
         )
+        money = {
+            (direction, currency): (count, f"{amount:.2f}")
+            for direction, currency, count, amount in con.execute(
+                "SELECT money_direction, currency, count(*), sum(amount_at_risk) "
+                "FROM reports.discrepancies GROUP BY ALL"
+            ).fetchall()
+        }
         latest = dict(
             con.execute(
                 "SELECT asset, strftime(max(finished_at) AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S') "
@@ -180,6 +202,12 @@ def test_status_on_the_demo_database(demo: dict) -> None:
     finally:
         con.close()
     assert {(f["type"], f["severity"]): f["count"] for f in report["findings"]} == findings
+    assert {
+        (line["money_direction"], line["currency"]): (line["findings"], line["amount"])
+        for line in report["money"]["by_direction"]
+    } == money
+    assert set(report["money"]["headline"]) == {"recoverable", "customer_exposure", "lost_cost"}
+    assert "Money at risk: recoverable now" in result.stdout
     feeds = {feed["source"]: feed for feed in report["feeds"]}
     assert set(feeds) == set(latest)
     for source, feed in feeds.items():

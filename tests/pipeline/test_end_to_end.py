@@ -10,7 +10,15 @@ import pytest
 from pipelines.definitions import runnable
 from pipelines.runner import materialize_all
 from pipelines.simulator import RateLimits, generate_dataset, serve
-from tests.pipeline.helpers import findings, query, simulator_resources, truth_findings
+from tests.pipeline.helpers import (
+    finding_money,
+    findings,
+    money_mismatches,
+    query,
+    simulator_resources,
+    truth_findings,
+    truth_money,
+)
 
 
 @pytest.fixture
@@ -57,6 +65,9 @@ def test_findings_equal_the_planted_truth_across_two_runs(world) -> None:
         _run(simulator, db, local)
         first_truth = dataset.ground_truth()
         assert findings(db) == truth_findings(first_truth)
+        # Every finding's amount, currency and direction as the oracle computes them.
+        money, expected_money = finding_money(db), truth_money(first_truth)
+        assert money == expected_money, money_mismatches(money, expected_money)
 
         dataset.advance()
         _run(simulator, db, local)
@@ -66,6 +77,18 @@ def test_findings_equal_the_planted_truth_across_two_runs(world) -> None:
         assert found == expected, {
             "missed": sorted(expected - found)[:10],
             "extra": sorted(found - expected)[:10],
+        }
+        money, expected_money = finding_money(db), truth_money(second_truth)
+        assert money == expected_money, money_mismatches(money, expected_money)
+        # This world moves money in six of the directions (recoverable ones are in the demo's).
+        directions = {direction for *_, direction in money.values()}
+        assert directions >= {
+            "customer_exposure",
+            "unrecorded_cost",
+            "lost_cost",
+            "overcharge",
+            "books_overstate",
+            "unverified",
         }
         kinds = Counter(kind for *_, kind in found)
         assert kinds["usage_regression"] >= 3 and kinds["invalid_transition"] >= 3

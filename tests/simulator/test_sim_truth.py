@@ -219,3 +219,64 @@ def test_pair_findings_and_local_checks():
         ("H", "8900000000000000013", "duplicate_iccid", "warning"),
         ("H", "8900000000000000013", "sync_failed", "warning"),
     ]
+
+
+def _money(findings):
+    return sorted(
+        (f.order_no, f.discrepancy_type, f.money_direction, str(f.amount_at_risk), f.currency)
+        for f in findings
+    )
+
+
+def test_money_at_risk_of_every_rule():
+    locals_ = [
+        _row("R1", "8900000000000000021", status="cancelled", amount="2.3455"),
+        _row("R2", "8900000000000000022", status="failed", amount="3.00"),
+        _row("R3", "8900000000000000023", status="active", amount="5.5"),
+        _row("R4", "8900000000000000024", status="cancelled", amount="1.00"),
+        _row("R5", "8900000000000000025", amount="7.00"),
+        _row("R6", "8900000000000000026", amount="-2.00"),
+        _row("R7", "8900000000000000027", amount="4.00"),
+        _row("R9", "8900000000000000029", package="P2"),
+    ]
+    esims = [
+        _esim("R1", 1, "8900000000000000021", state="ready", amount="2.3455"),
+        _esim("R2", 2, "8900000000000000022", state="suspended", amount="3.00"),
+        _esim("R3", 3, "8900000000000000023", state="revoked", amount="5.50"),
+        _esim("R4", 4, "8900000000000000024", state="failed"),
+        _esim("R5", 5, "8900000000000000025", amount="6.25"),
+        _esim("R7", 7, "8900000000000000027", amount="4.00", sync_failed=True),
+        _esim("R8", 8, None, state="pending", amount="8.00"),
+        _esim("R8", 9, None, state="active", amount="9.00", provider="pressone"),
+        _esim("R9", 10, "8900000000000000029"),
+    ]
+    known = {"esimtrade": {"R1", "R2", "R3", "R4", "R5", "R7", "R8", "R9"}, "pressone": {"R8"}}
+    findings, _ = decide(locals_, esims, known, {})
+    assert _money(findings) == [
+        ("R1", "status_mismatch", "recoverable", "2.35", "USD"),
+        ("R2", "status_mismatch", "lost_cost", "3.00", "USD"),
+        ("R3", "status_mismatch", "customer_exposure", "5.50", "USD"),
+        ("R4", "status_mismatch", "none", "0.00", "USD"),
+        ("R5", "amount_mismatch", "books_overstate", "0.75", "USD"),
+        ("R6", "missing_at_provider", "customer_exposure", "0.00", "USD"),
+        ("R7", "sync_failed", "unverified", "4.00", "USD"),
+        ("R8", "missing_locally", "recoverable", "8.00", "USD"),
+        ("R8", "missing_locally", "unrecorded_cost", "9.00", "USD"),
+        ("R9", "package_mismatch", "none", "0.00", "USD"),
+    ]
+
+
+def test_money_of_a_finding_seen_on_several_rows_is_its_first_rows():
+    # Two local rows without ICCID in one order, neither known to the provider: one finding,
+    # described by the first local line; a sync failure with no amount anywhere is 0.
+    locals_ = [_row("M", "", amount="3.00", line=4), _row("M", "", amount="5.00", line=2)]
+    esims = [
+        _esim("Q", 1, None, amount="1.00", sync_failed=True),
+    ]
+    esims[0].amount = None
+    findings, _ = decide(locals_, esims, {"esimtrade": {"Q"}, "pressone": set()}, {})
+    assert _money(findings) == [
+        ("M", "missing_at_provider", "customer_exposure", "5.00", "USD"),
+        ("Q", "missing_locally", "unrecorded_cost", "0.00", "USD"),
+        ("Q", "sync_failed", "unverified", "0.00", "USD"),
+    ]

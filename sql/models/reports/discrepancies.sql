@@ -20,6 +20,10 @@ final as (
         local_value,
         provider_value,
         first_detected_at as detected_at,
+        amount_at_risk,
+        currency,
+        money_direction,
+        action,
         local_line_no,
         provider_esim_key
     from open_findings
