@@ -20,7 +20,13 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.providers import AuthError, ProviderError, QuarantineBox, Quarantined
+from pipelines.providers import (
+    AuthError,
+    NotFoundError,
+    ProviderError,
+    QuarantineBox,
+    Quarantined,
+)
 from pipelines.resources import WarehouseResource
 from pipelines.warehouse import append_rows
 
@@ -35,6 +41,13 @@ def utc_now() -> datetime:
 
 def to_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+# What a base URL must hold, for the message of a 404 on a call every load makes.
+BASE_URL_HINTS = {
+    "esimtrade": "ESIMTRADE_BASE_URL, the API root including /api/v1",
+    "pressone": "PRESSONE_BASE_URL, the API root without /customer/v2",
+}
 
 
 @dataclass
@@ -153,7 +166,14 @@ class Load:
         """Log the failed load and describe it in one line for the on-call engineer."""
         self.write([])  # what was quarantined before the failure is kept
         self.log("failed", detail=str(exc)[:500])
-        kind = "rejected the credentials" if isinstance(exc, AuthError) else "could not be reached"
+        if isinstance(exc, AuthError):
+            kind = "rejected the credentials"
+        elif isinstance(exc, NotFoundError):
+            # A whole-provider call (a list page, the token) answered 404: the URL is wrong.
+            hint = BASE_URL_HINTS.get(self.provider, "the base URL")
+            kind = f"answered HTTP 404, the endpoint was not found (check {hint}),"
+        else:
+            kind = "could not be reached"
         return dg.Failure(
             description=f"{self.provider} {kind} while running {self.asset}: {exc}",
             metadata={

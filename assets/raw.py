@@ -27,12 +27,16 @@ from pipelines import progress
 from pipelines.local_orders import LocalOrdersError, read_local_orders
 from pipelines.local_orders_db import LocalOrdersQuery, duplicate_rows, is_database_url
 from pipelines.providers import (
+    AuthError,
+    BatchStream,
     ESIMTradeListedOrder,
     ESIMTradeSyncResult,
+    NotFoundError,
     Page,
     PressOneOrder,
     PressOneUsageResult,
     ProviderError,
+    RateLimitWait,
     deadline_in,
 )
 from pipelines.resources import (
@@ -42,6 +46,7 @@ from pipelines.resources import (
     RunOptionsResource,
     WarehouseResource,
 )
+from pipelines.runner import LIST_NOT_LOADED
 from pipelines.warehouse import append_rows
 
 PLANNING_DIR = Path(__file__).resolve().parents[1] / "sql" / "planning"
@@ -63,6 +68,41 @@ _LIST = {
     "partitions_def": list_partitions,
     "backfill_policy": dg.BackfillPolicy.single_run(),
 }
+
+
+# Each list asset carries this check, passed by every load that completes. A list load that
+# fails leaves it failed (Dagster marks a planned check of a failed step so): a partitioned
+# asset whose unpartitioned (full) load failed has no failed partition to show, and the check
+# is what turns it red in the asset catalog and the lineage graph.
+LIST_LOAD_CHECK = "list_load_completed"
+
+
+def _list_load_check(asset: str) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            LIST_LOAD_CHECK,
+            asset=asset,
+            description=(
+                "The latest load of this list completed (a provider failure fails it; see the "
+                "step's error and raw.ingest_log)."
+            ),
+        )
+    ]
+
+
+def _with_list_load_check(result: dg.MaterializeResult) -> dg.MaterializeResult:
+    """Pass the list check, unless the load already judged it (a list not loaded fails it)."""
+    if any(check.check_name == LIST_LOAD_CHECK for check in result.check_results or ()):
+        return result
+    return dg.MaterializeResult(
+        metadata=result.metadata,
+        data_version=result.data_version,
+        tags=result.tags,
+        check_results=[
+            *result.check_results,
+            dg.AssetCheckResult(check_name=LIST_LOAD_CHECK, passed=True),
+        ],
+    )
 
 
 class _Outcome(Protocol):
@@ -103,6 +143,7 @@ def _ingest_list(
 
     async def fetch() -> Any:
         async with open_client() as client:
+            client.on_rate_limit_wait(_RateLimitNotes(load))
             load.quarantine = client.quarantine
             listing = listing_of(client)
 
@@ -126,8 +167,12 @@ def _ingest_list(
 
     try:
         stats = asyncio.run(fetch())
-    except ProviderError as exc:
+    except (AuthError, NotFoundError) as exc:
+        # Misconfiguration (credentials, a base URL without its API path): no later run can do
+        # better on its own.
         raise load.failure(exc) from None
+    except ProviderError as exc:
+        return _list_not_loaded(load, exc)
     if stats.limit_reached is not None:
         raise load.walk_stopped(stats.limit_reached)
     detail = f"window {window}" if window else None
@@ -149,6 +194,87 @@ def _ingest_list(
     if early is not None:
         metadata["stopped_early"] = early.stopped
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _list_failed_this_run(load: Load) -> bool:
+    """Whether this run's load of the provider's order list failed (see `_list_not_loaded`)."""
+    with load.warehouse.connect() as con:
+        row = con.execute(
+            "SELECT count(*) FROM raw.ingest_log WHERE run_id = ? AND provider = ? "
+            "AND asset = ? AND status = 'failed'",
+            [load.run_id, load.provider, f"{load.provider}_orders"],
+        ).fetchone()
+    return bool(row and row[0])
+
+
+class _RateLimitNotes:
+    """Turns a client's rate-limit waits into an occasional log line (at most one per
+    `EVERY` seconds: a throttled run waits often)."""
+
+    EVERY = 10.0
+
+    def __init__(self, load: Load) -> None:
+        self._load = load
+        self._last = float("-inf")
+        self._waits = 0
+
+    def __call__(self, wait: RateLimitWait) -> None:
+        self._waits += 1
+        now = time.monotonic()
+        if now - self._last < self.EVERY:
+            return
+        self._last = now
+        pace = (
+            f"pacing at {wait.requests_per_minute:.0f} requests/min"
+            if wait.requests_per_minute
+            else "unpaced"
+        )
+        self._load.context.log.info(
+            f"{wait.provider} is rate limiting: waiting {wait.seconds:.1f} s before asking again "
+            f"({pace}; {self._waits} wait(s) so far)"
+        )
+
+
+def _list_not_loaded(load: Load, exc: ProviderError) -> dg.MaterializeResult:
+    """A list page that outlasted the list's patience: this load is logged `failed` (so no
+    model ever reads it as the list), the latest complete load stays in force, and the run goes
+    on; one line says so."""
+    load.write([])  # what was quarantined before the failure is kept
+    load.log("failed", detail=str(exc)[:500])
+    with load.warehouse.connect() as con:
+        previous = con.execute(
+            "SELECT max(finished_at) FROM raw.ingest_log "
+            "WHERE asset = ? AND status = 'complete' AND window_from IS NULL",
+            [load.asset],
+        ).fetchone()
+    finished = previous[0].astimezone(UTC) if previous and previous[0] else None
+    kept = (
+        f"the complete load of {finished:%Y-%m-%d %H:%M} UTC stays in force"
+        if finished is not None
+        else "no complete load yet, so its orders stay unchecked"
+    )
+    line = (
+        f"{load.provider} order list not loaded this run ({kept}; its syncs wait for the next "
+        f"run): {exc}"
+    )
+    load.context.log.warning(line)
+    return dg.MaterializeResult(
+        # The list check fails so the asset shows red in the catalog and the lineage graph.
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=LIST_LOAD_CHECK,
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=line,
+            )
+        ],
+        metadata={
+            LIST_NOT_LOADED: line,
+            "dagster/row_count": load.rows_written,
+            "previous_complete_load": str(finished) if finished is not None else "none",
+            **load.quarantine_metadata(),
+        },
+    )
 
 
 @dataclasses.dataclass
@@ -197,26 +323,44 @@ def _ingest_snapshots(
     key_column: str,
     open_client: Callable[[], AbstractAsyncContextManager[Any]],
     # (client, keys, start_by): the results of the keys started before start_by.
-    request_many: Callable[[Any, list[str], float | None], AsyncIterator[_Outcome]],
+    request_many: Callable[[Any, list[str], float | None], BatchStream[Any]],
     to_rows: Callable[[_Outcome], list[Row]],
     noun: str,
 ) -> dg.MaterializeResult:
     """Fetch one snapshot per planned key (most useful first, within the run's budgets: at
     most `sync_budget` keys, none started after `sync_seconds`). Keys not reached are logged
     as a partial load; the plan puts them first next time (never attempted)."""
+    if _list_failed_this_run(load):
+        # The provider did not answer its list through all the list's patience: asking it
+        # for every order would only turn its outage into a `sync_failed` per order. The last
+        # good state stands; the next run syncs them.
+        load.log("skipped", detail="the order list could not be loaded this run")
+        load.context.log.warning(
+            f"{plan.height} {noun} left for the next run: {load.provider}'s order list could "
+            "not be loaded this run"
+        )
+        return dg.MaterializeResult(
+            metadata={"planned": plan.height, "requested": 0, "left_for_next_run": plan.height}
+        )
     todo = plan if run_options.sync_budget is None else plan.head(run_options.sync_budget)
     outcomes: Counter[str] = Counter()
+    deferred: list[str] = []
 
     async def fetch() -> Any:
         start_by = deadline_in(run_options.sync_seconds) if run_options.sync_seconds else None
         async with open_client() as client:
+            client.on_rate_limit_wait(_RateLimitNotes(load))
             load.quarantine = client.quarantine
 
             async def rows(task: progress.Task) -> AsyncIterator[list[Row]]:
-                async for result in request_many(client, todo[key_column].to_list(), start_by):
+                stream = request_many(client, todo[key_column].to_list(), start_by)
+                async for result in stream:
                     outcomes[result.outcome] += 1
                     task.advance()
                     yield to_rows(result)
+                # Still rate limited when the time was up: no row, so not a failure; the
+                # next run's plan takes them first (never attempted) or by age.
+                deferred.extend(stream.stats.deferred)
 
             with progress.track(load.asset, unit="requests", total=todo.height) as task:
                 await load.drain(rows(task))
@@ -234,9 +378,10 @@ def _ingest_snapshots(
         detail=to_json(outcomes),
     )
     if done < plan.height:
+        waiting = f", {len(deferred)} of them still rate limited" if deferred else ""
         load.context.log.info(
             f"run budget reached: {plan.height - done} {noun} left for the next run "
-            "(it does them first)"
+            f"(it does them first){waiting}"
         )
     if outcomes["failed"]:
         load.context.log.warning(f"{outcomes['failed']} {noun} failed after retries")
@@ -250,6 +395,7 @@ def _ingest_snapshots(
             "planned": plan.height,
             "requested": done,
             "left_for_next_run": plan.height - done,
+            "left_rate_limited": len(deferred),
             "outcomes": dg.MetadataValue.json(dict(outcomes)),
             "dagster/row_count": load.rows_written,
             "seconds": round(time.monotonic() - began, 2),
@@ -504,6 +650,7 @@ def _esimtrade_order_rows(run_id: str, page: Page[ESIMTradeListedOrder]) -> list
     **_LIST,
     kinds={"duckdb", "api"},
     tags={"layer": "raw", "provider": "esimtrade"},
+    check_specs=_list_load_check("esimtrade_orders"),
     description=(
         "eSIMTrade's stored copy of the reseller's orders (GET /reseller/orders), paged "
         "drift-safely and appended to raw.esimtrade_orders. Unpartitioned runs walk the whole "
@@ -517,15 +664,17 @@ def esimtrade_orders(
 ) -> dg.MaterializeResult:
     load = Load(context, warehouse, table="raw.esimtrade_orders", provider="esimtrade")
     if not esimtrade.enabled:
-        return load.skipped("ESIMTRADE_BASE_URL")
-    return _ingest_list(
-        load,
-        lambda client: client.iter_orders(),
-        _esimtrade_order_rows,
-        open_client=esimtrade.client,
-        window=window_of(context),
-        created_at=lambda order: esimtrade_created_minute(order.provider_order_no),
-        stop_early=True,
+        return _with_list_load_check(load.skipped("ESIMTRADE_BASE_URL"))
+    return _with_list_load_check(
+        _ingest_list(
+            load,
+            lambda client: client.iter_orders(),
+            _esimtrade_order_rows,
+            open_client=esimtrade.client,
+            window=window_of(context),
+            created_at=lambda order: esimtrade_created_minute(order.provider_order_no),
+            stop_early=True,
+        )
     )
 
 
@@ -634,6 +783,7 @@ def _pressone_order_rows(run_id: str, page: Page[PressOneOrder]) -> list[Row]:
     **_LIST,
     kinds={"duckdb", "api"},
     tags={"layer": "raw", "provider": "pressone"},
+    check_specs=_list_load_check("pressone_orders"),
     description=(
         "PressOne's order list (GET /customer/v2/orders?include=sims,status), paged drift-safely; "
         "sims flattened to one row per eSIM in raw.pressone_orders. Unpartitioned runs walk the "
@@ -646,9 +796,9 @@ def pressone_orders(
 ) -> dg.MaterializeResult:
     load = Load(context, warehouse, table="raw.pressone_orders", provider="pressone")
     if not pressone.enabled:
-        return load.skipped("PRESSONE_BASE_URL")
+        return _with_list_load_check(load.skipped("PRESSONE_BASE_URL"))
     window = window_of(context)
-    return _ingest_list(
+    loaded = _ingest_list(
         load,
         lambda client: (
             client.iter_orders(
@@ -663,6 +813,7 @@ def pressone_orders(
         window=window,
         created_at=lambda order: order.created_at,
     )
+    return _with_list_load_check(loaded)
 
 
 def _usage_rows(

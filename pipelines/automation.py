@@ -9,7 +9,10 @@
 
 Both run in-process: every step writes the one DuckDB file, which takes one writer at a time
 (the `duckdb` pool has one slot), so separate step processes would only add start-up time.
-`esim-recon run` stays a full reconciliation with full syncs; it does not go through these jobs.
+- `full_reconciliation` (no schedule): both lists in full, full syncs of every eSIM, and
+  everything downstream. `esim-recon run` and `esim-recon demo` launch it (`--select` a subset
+  of it); `esim-recon run --incremental` launches `daily_full_refresh`. A CLI run is filed
+  under its job in the UI like a run started there.
 """
 
 from __future__ import annotations
@@ -27,6 +30,22 @@ INCREMENTAL_SYNCS = {"resources": {"run_options": {"config": {"full_sync": False
 # Every asset and every check on it.
 _EVERYTHING = dg.AssetSelection.all()
 
+FULL_RECONCILIATION_JOB = "full_reconciliation"
+# `esim-recon run` without --incremental: every known order synced again.
+FULL_SYNCS = {"resources": {"run_options": {"config": {"full_sync": True}}}}
+
+full_reconciliation_job = dg.define_asset_job(
+    name=FULL_RECONCILIATION_JOB,
+    selection=_EVERYTHING,
+    executor_def=dg.in_process_executor,
+    description=(
+        "Both provider lists in full, a full sync of every known order, the local orders, "
+        "every model and report: what `esim-recon run` launches."
+    ),
+    tags={"esim_recon/kind": "full_reconciliation"},
+    config=FULL_SYNCS,
+)
+
 hourly_sync_job = dg.define_asset_job(
     name="hourly_sync",
     selection=_EVERYTHING,
@@ -39,8 +58,9 @@ hourly_sync_job = dg.define_asset_job(
     config=INCREMENTAL_SYNCS,
 )
 
+DAILY_FULL_REFRESH_JOB = "daily_full_refresh"
 daily_full_refresh_job = dg.define_asset_job(
-    name="daily_full_refresh",
+    name=DAILY_FULL_REFRESH_JOB,
     selection=_EVERYTHING,
     executor_def=dg.in_process_executor,
     description=(
@@ -82,5 +102,5 @@ def daily_full_refresh_schedule(context: dg.ScheduleEvaluationContext) -> dg.Run
     )
 
 
-jobs = [hourly_sync_job, daily_full_refresh_job]
+jobs = [full_reconciliation_job, hourly_sync_job, daily_full_refresh_job]
 schedules = [hourly_sync_schedule, daily_full_refresh_schedule]

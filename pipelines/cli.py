@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -80,10 +82,16 @@ class _ProgressBars:
 
 @contextmanager
 def _progress_bars() -> Iterator[None]:
-    """Progress bars on stderr while the block runs, only when stderr is a terminal."""
+    """Progress bars on stderr while the block runs, only when stderr is a terminal; waits for
+    a lock or a rate limit are said on stderr either way (a silent wait looks like a hang)."""
     console = _console(stderr=True)
+
+    def tell_wait(message: str) -> None:
+        console.print(f"esim-recon: {message}", markup=False, highlight=False, soft_wrap=True)
+
     if not console.is_terminal or console.is_dumb_terminal:
-        yield
+        with progress_events.hearing_waits(tell_wait):
+            yield
         return
     columns = (
         SpinnerColumn(),
@@ -95,8 +103,14 @@ def _progress_bars() -> Iterator[None]:
     with (
         Progress(*columns, console=console, transient=True) as bars,
         progress_events.listening(_ProgressBars(bars)),
+        progress_events.hearing_waits(tell_wait),
     ):
         yield
+
+
+# `esim-recon run` completed, but a provider's order list could not be loaded (its previous
+# complete load stayed in force); 1 is a failed run, 2 bad configuration.
+EXIT_LIST_NOT_LOADED = 3
 
 
 def _die(message: str, code: int = 1) -> NoReturn:
@@ -181,7 +195,9 @@ def _run_graph(
     full_sync: bool,
     budget: int | None,
     tags: dict[str, str] | None = None,
+    dagster_home: Path | None = None,
 ) -> Any:
+    from pipelines.automation import DAILY_FULL_REFRESH_JOB, FULL_RECONCILIATION_JOB
     from pipelines.definitions import runnable
     from pipelines.resources import RunOptionsResource, resources_from_settings
     from pipelines.runner import RunError, materialize_all
@@ -193,7 +209,15 @@ def _run_graph(
     try:
         with _progress_bars():
             outcome = materialize_all(
-                runnable, resources, db_path=settings.esim_recon_db, selection=selection, tags=tags
+                runnable,
+                resources,
+                db_path=settings.esim_recon_db,
+                selection=selection,
+                tags=tags,
+                dagster_home=dagster_home,
+                # --incremental is exactly the daily full refresh: whole lists, settled eSIMs
+                # not synced again.
+                job_name=FULL_RECONCILIATION_JOB if full_sync else DAILY_FULL_REFRESH_JOB,
             )
     except RunError as exc:
         _die(str(exc), exc.exit_code)
@@ -294,6 +318,12 @@ def run(
         time.monotonic() - started,
         outcome.summary,
     )
+    if outcome.lists_not_loaded:
+        # The run completed on the previous complete list load: a separate code, so that a
+        # scheduler can tell "stale provider list" from "failed".
+        for line in outcome.lists_not_loaded:
+            print(f"esim-recon: {' '.join(line.split())}", file=sys.stderr)
+        sys.exit(EXIT_LIST_NOT_LOADED)
 
 
 @main.command(
@@ -307,7 +337,10 @@ def run(
     type=click.Path(path_type=Path),
     default=Path("demo"),
     show_default=True,
-    help="Where the demo keeps its database, local orders and exports.",
+    help=(
+        "Where the demo keeps everything: database, local orders, exports and its own Dagster "
+        "home (dagster_home/), apart from real runs."
+    ),
 )
 @click.option(
     "--runs",
@@ -320,10 +353,13 @@ def run(
 def demo(orders: int, seed: int, demo_dir: Path, runs: int, faults: float) -> None:
     """Run end to end against the bundled simulator with generated local orders."""
     from pipelines.simulator import FaultConfig, RateLimits, generate_dataset, serve
+    from pipelines.status import DEMO_DAGSTER_HOME
 
     console = _console()
     started = time.monotonic()
     demo_dir.mkdir(parents=True, exist_ok=True)
+    # Its own run history: the demo's runs never mix with real ones in the Dagster UI.
+    demo_home = (demo_dir / DEMO_DAGSTER_HOME).resolve()  # where `status` looks for it too
     dataset = generate_dataset(seed=seed, orders=orders, drift_orders=orders // 50)
     local_file = demo_dir / "local_orders.csv"
     dataset.write_local_orders(local_file)
@@ -351,7 +387,9 @@ def demo(orders: int, seed: int, demo_dir: Path, runs: int, faults: float) -> No
                 dataset.advance()
                 console.print("The simulated world moved on (usage, state changes).")
             run_started = time.monotonic()
-            outcome = _run_graph(settings, selection=None, full_sync=True, budget=None)
+            outcome = _run_graph(
+                settings, selection=None, full_sync=True, budget=None, dagster_home=demo_home
+            )
             console.print(
                 f"Run {number}: {len(outcome.materialized)} assets in "
                 f"{time.monotonic() - run_started:.1f} s."
@@ -361,54 +399,115 @@ def demo(orders: int, seed: int, demo_dir: Path, runs: int, faults: float) -> No
         settings.esim_recon_db, settings.esim_recon_export_dir, time.monotonic() - started
     )
     console.print(f"Local orders: {local_file}; planted truth: {demo_dir / 'ground_truth.json'}")
-    console.print(
-        f"Query it: esim-recon sql --db {settings.esim_recon_db} "
-        '"SELECT discrepancy_type, count(*) FROM reports.discrepancies GROUP BY 1"',
-        markup=False,
-    )
-    console.print(f"Status: esim-recon status --db {settings.esim_recon_db}", markup=False)
+    command = _self_command()
+    db_option = shlex.quote(str(settings.esim_recon_db))
+    console.print("Next:", markup=False)
+    for line in (
+        f"  {command} sql --db {db_option} "
+        + shlex.quote("SELECT discrepancy_type, count(*) FROM reports.discrepancies GROUP BY 1"),
+        f"  {command} status --db {db_option}",
+        f"  DAGSTER_HOME={shlex.quote(str(demo_home))} {_dagster_command()} dev"
+        "   # the demo's runs in the Dagster UI",
+    ):
+        console.print(line, markup=False, soft_wrap=True)
 
 
-@main.command(
-    epilog=(
-        "\b\nExamples:\n"
-        "  esim-recon sql \"SELECT * FROM reports.discrepancies WHERE severity = 'critical'\"\n"
-        '  esim-recon sql --csv "SELECT * FROM reports.usage" > usage.csv'
-    )
-)
+def _beside(path: Path) -> str:
+    """`path` relative to the working directory when it is inside it, else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def _self_command() -> str:
+    """How to run esim-recon again from this shell: the installed script as it was called."""
+    import shutil
+
+    invoked = Path(sys.argv[0])
+    if invoked.name == "esim-recon" and invoked.is_file():
+        on_path = shutil.which("esim-recon")
+        if on_path and Path(on_path).resolve() == invoked.resolve():
+            return "esim-recon"
+        return shlex.quote(_beside(invoked))
+    script = Path(sys.executable).with_name("esim-recon")
+    if script.is_file():
+        return shlex.quote(_beside(script))
+    return "python3 -m uv run esim-recon"
+
+
+def _dagster_command() -> str:
+    script = Path(sys.executable).with_name("dagster")
+    return shlex.quote(_beside(script)) if script.is_file() else "python3 -m uv run dagster"
+
+
+EPILOG_SQL = """\b
+Examples:
+  esim-recon sql "SELECT * FROM reports.discrepancies WHERE severity = 'critical'"
+  esim-recon sql --csv "SELECT * FROM reports.usage" > usage.csv
+  esim-recon sql --db demo/esim_recon.duckdb "SELECT count(*) FROM reports.discrepancies"
+
+On a terminal the result is a table; piped or redirected, tab-separated text with every value
+in full. The database is opened read-only and no other file can be read or written.
+"""
+
+
+def _write_delimited(columns: list[str], rows: list[tuple[str | None, ...]], dialect: str) -> None:
+    import csv
+
+    writer = csv.writer(sys.stdout, dialect=dialect, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(["" if cell is None else cell for cell in row] for row in rows)
+
+
+# A query copied with its leading `-- comment` line is a query, not an unknown option.
+@main.command(epilog=EPILOG_SQL, context_settings={"ignore_unknown_options": True})
 @click.argument("query")
-@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print every row as CSV.")
 @click.option("--db", type=click.Path(path_type=Path), help="DuckDB file (default ESIM_RECON_DB).")
-@click.option("--limit", default=200, show_default=True, help="Rows shown in table mode.")
+@click.option("--limit", default=200, show_default=True, help="Rows shown without --csv.")
 def sql(query: str, as_csv: bool, db: Path | None, limit: int) -> None:
     """Read-only SQL on the DuckDB file."""
     import duckdb
 
-    from pipelines.exports import read_only_query
+    from pipelines.exports import EmptyQueryError, read_only_text_query
     from pipelines.warehouse import WarehouseError
 
     db_path = db or _settings().esim_recon_db
     try:
-        frame = read_only_query(db_path, query)
+        result = read_only_text_query(db_path, query, limit=None if as_csv else limit)
+    except EmptyQueryError as exc:
+        _die(f'{exc}: give a SELECT statement, e.g. esim-recon sql "SELECT 1"', 2)
     except WarehouseError as exc:  # missing file, or a run is writing it
         _die(str(exc))
+    except duckdb.PermissionException:
+        _die("the query reads or writes a file outside the database; this command cannot", 2)
     except duckdb.Error as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "read-only" in message.lower():
             _die(f"the database is opened read-only; this command cannot write ({message})")
         _die(f"query failed: {message}")
     if as_csv:
-        sys.stdout.write(frame.write_csv())
+        _write_delimited(result.columns, result.rows, "excel")
+        return
+    console = _console()
+    note = None
+    if result.total_rows > len(result.rows):
+        note = f"({result.total_rows} rows, first {len(result.rows)} shown; use --csv for all)"
+    if not console.is_terminal:
+        # Scripts and pagers get every value whole, never cut to a terminal's width.
+        _write_delimited(result.columns, result.rows, "excel-tab")
+        if note:
+            print(note, file=sys.stderr)
         return
     table = Table(show_lines=False)
-    for column in frame.columns:
-        table.add_column(column)
-    for row in frame.head(limit).iter_rows():
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
-    console = _console()
+    for column in result.columns:
+        table.add_column(column, overflow="fold")
+    for row in result.rows:
+        table.add_row(*("" if cell is None else cell for cell in row))
     console.print(table)
-    if frame.height > limit:
-        console.print(f"({frame.height} rows, first {limit} shown; use --csv for all)")
+    if note:
+        console.print(note, markup=False)
 
 
 @main.command(epilog="\b\nExample:\n  esim-recon export --out /srv/finance/esim")
@@ -499,6 +598,11 @@ def _print_status(report: Status) -> None:
             console.print(f"  (it loaded nothing into {report.database})", markup=False)
         for failure in run.failures:
             console.print(f"  failed: {failure}", markup=False)
+        if run.continued_by:
+            console.print(
+                f"  reports rebuilt from the last complete loads by run {run.continued_by[:8]}",
+                markup=False,
+            )
         if run.status != "success":
             console.print(f"  last successful run ended {_when(run.last_success_at)}")
 
@@ -599,15 +703,34 @@ def simulate(
     """Serve both provider APIs on loopback from a generated dataset, until interrupted."""
     from pipelines.simulator import simulate_main
 
-    simulate_main(
-        port=port,
-        orders=orders,
-        seed=seed,
-        out_dir=out,
-        latency_ms=latency_ms,
-        fault_rate=faults,
-        envelope=envelope,
-    )
+    # Before the dataset is generated: a port in use is a one-line answer, not a traceback.
+    _require_free_port(port)
+    try:
+        simulate_main(
+            port=port,
+            orders=orders,
+            seed=seed,
+            out_dir=out,
+            latency_ms=latency_ms,
+            fault_rate=faults,
+            envelope=envelope,
+        )
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        _die(f"port {port} on 127.0.0.1: already in use; pick another with --port", 2)
+
+
+def _require_free_port(port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            _die(f"port {port} on 127.0.0.1: {reason}; pick another with --port", 2)
 
 
 if __name__ == "__main__":

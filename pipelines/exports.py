@@ -228,16 +228,64 @@ def write_exports(con: duckdb.DuckDBPyConnection, out_dir: str | Path) -> dict[s
 READ_WAIT_SECONDS = 3.0
 
 
+class EmptyQueryError(ValueError):
+    """The query holds no statement that returns rows."""
+
+
+@dataclass(frozen=True)
+class TextResult:
+    """A query's columns and its rows as DuckDB renders each value (NULL as None)."""
+
+    columns: list[str]
+    rows: list[tuple[str | None, ...]]
+    total_rows: int
+
+
 def read_only_query(
     db_path: str | Path, sql: str, *, wait_seconds: float = READ_WAIT_SECONDS
 ) -> pl.DataFrame:
     """Run `sql` on the DuckDB file opened read-only; a write fails with DuckDB's own error.
 
+    The connection is sandboxed: no other file can be read or written (`COPY ... TO` fails).
     DuckDB lets no other process open a file a run is writing, not even read-only: after
     `wait_seconds` this raises `WarehouseBusyError` (a `WarehouseError`, as is a missing file).
     """
-    with Warehouse(db_path).connect(read_only=True, wait_seconds=wait_seconds) as con:
+    with Warehouse(db_path).connect(
+        read_only=True, wait_seconds=wait_seconds, sandboxed=True
+    ) as con:
         relation = con.sql(sql)
         if relation is None:
             return pl.DataFrame()
         return relation.pl()
+
+
+def read_only_text_query(
+    db_path: str | Path,
+    sql: str,
+    *,
+    limit: int | None = None,
+    wait_seconds: float = READ_WAIT_SECONDS,
+) -> TextResult:
+    """`sql` on the sandboxed read-only connection, every value cast to text by DuckDB.
+
+    DuckDB renders every type it has (INTERVAL, lists, structs, decimals) exactly as its own
+    shell does, which no dataframe conversion promises. `limit` caps the rows fetched;
+    `total_rows` counts them all. Raises `EmptyQueryError` when no statement returns rows.
+    """
+    if not sql.strip().strip(";").strip():
+        raise EmptyQueryError("no query given")
+    with Warehouse(db_path).connect(
+        read_only=True, wait_seconds=wait_seconds, sandboxed=True
+    ) as con:
+        relation = con.sql(sql)
+        if relation is None:
+            raise EmptyQueryError("the query has no statement that returns rows")
+        columns = list(relation.columns)
+        # By position: a result may repeat a column name.
+        casts = (f"CAST(#{position} AS VARCHAR)" for position in range(1, len(columns) + 1))
+        as_text = relation.project(", ".join(casts))
+        rows = as_text.limit(limit).fetchall() if limit is not None else as_text.fetchall()
+        total = len(rows)
+        if limit is not None and total == limit:
+            [(total,)] = relation.aggregate("count(*)").fetchall()
+        return TextResult(columns=columns, rows=rows, total_rows=int(total))

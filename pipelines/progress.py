@@ -4,13 +4,17 @@ Ingestion assets report through `track(...)`; nothing listens unless a front end
 `ProgressListener` with `listening(...)` around the run (the CLI does, when stderr is a
 terminal). Under the Dagster daemon nobody listens and every call is a cheap no-op. Provider
 clients never see this module: the assets count what the clients hand back.
+
+`waiting(kind, message)` tells whoever is `hearing_waits(...)` that the run is held back (the
+run lock, the DuckDB file's lock, a provider's rate limit), once per kind: the CLI prints it
+whether or not stderr is a terminal, since a silent wait looks like a hang.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import count
@@ -92,3 +96,40 @@ def track(name: str, *, unit: str, total: int | None = None) -> Iterator[Task]:
         yield task
     finally:
         task._notify("finished")
+
+
+# Waits a person should hear about: a run held back by a lock or a rate limit looks hung
+# otherwise. Each kind is told once per listening block, with what the run waits for.
+_wait_lock = threading.Lock()
+_wait_listener: Callable[[str], None] | None = None
+_waits_told: set[str] = set()
+
+
+@contextmanager
+def hearing_waits(listener: Callable[[str], None]) -> Iterator[None]:
+    """Send `waiting(...)` messages raised inside the block to `listener` (each kind once)."""
+    global _wait_listener
+    with _wait_lock:
+        previous, _wait_listener = _wait_listener, listener
+        told = set(_waits_told)
+        _waits_told.clear()
+    try:
+        yield
+    finally:
+        with _wait_lock:
+            _wait_listener = previous
+            _waits_told.clear()
+            _waits_told.update(told)
+
+
+def waiting(kind: str, message: str) -> None:
+    """Say once per `kind` (e.g. `run-lock`, `esimtrade-rate`) that work waits, and for what."""
+    with _wait_lock:
+        listener = _wait_listener
+        if listener is None or kind in _waits_told:
+            return
+        _waits_told.add(kind)
+    try:
+        listener(message)
+    except Exception:
+        logger.warning("wait notice failed; continuing without it", exc_info=True)

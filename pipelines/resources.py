@@ -7,7 +7,7 @@ clients. Tests swap them for resources pointed at the simulator.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import dagster as dg
 import duckdb
 from pydantic import Field, SecretStr
 
+from pipelines import progress
 from pipelines.providers import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_JSON_DEPTH,
@@ -48,6 +49,26 @@ class WarehouseResource(dg.ConfigurableResource):
         with warehouse.connect() as con:
             warehouse.ensure_raw_schema(con)
             yield con
+
+
+def _tell_rate_limit_wait(
+    name: str, prefix: str, requests_per_minute: int | None
+) -> Callable[[float], None]:
+    """What a client calls when its rate limit holds requests back: one line for the watcher."""
+    pace = (
+        f"paced to {requests_per_minute} requests/min ({prefix}_REQUESTS_PER_MINUTE)"
+        if requests_per_minute
+        else "held back"
+    )
+
+    def tell(seconds: float) -> None:
+        progress.waiting(
+            f"{prefix.lower()}-rate-limit",
+            f"waiting for {name}'s rate limit: requests are {pace} or paused as the provider "
+            f"asked (a {seconds:.0f} s wait now); the run goes on, slower",
+        )
+
+    return tell
 
 
 class _ProviderResource(dg.ConfigurableResource):
@@ -113,7 +134,7 @@ class ESIMTradeResource(_ProviderResource):
     def client(self) -> ESIMTradeClient:
         if not (self.base_url and self.access_code and self.secret_key):
             raise RuntimeError("eSIMTrade is not configured (ESIMTRADE_BASE_URL and credentials)")
-        return ESIMTradeClient(
+        client = ESIMTradeClient(
             self.base_url,
             self.access_code,
             self.secret_key,
@@ -124,6 +145,10 @@ class ESIMTradeResource(_ProviderResource):
             page_size=self.page_size or 100,
             **self.walk_options(),
         )
+        client.on_pacing_wait(
+            _tell_rate_limit_wait("eSIMTrade", "ESIMTRADE", self.requests_per_minute or 120)
+        )
+        return client
 
 
 class PressOneResource(_ProviderResource):
@@ -135,7 +160,7 @@ class PressOneResource(_ProviderResource):
     def client(self) -> PressOneClient:
         if not (self.base_url and self.client_id and self.client_secret):
             raise RuntimeError("PressOne is not configured (PRESSONE_BASE_URL and credentials)")
-        return PressOneClient(
+        client = PressOneClient(
             self.base_url,
             self.client_id,
             self.client_secret,
@@ -146,6 +171,10 @@ class PressOneResource(_ProviderResource):
             page_size=self.page_size or 50,
             **self.walk_options(),
         )
+        client.on_pacing_wait(
+            _tell_rate_limit_wait("PressOne", "PRESSONE", self.requests_per_minute)
+        )
+        return client
 
 
 class LocalOrdersResource(dg.ConfigurableResource):

@@ -15,8 +15,11 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+from dagster._core.definitions.repository_definition import SINGLETON_REPOSITORY_NAME
 from filelock import FileLock, Timeout
 
+from pipelines import progress
+from pipelines.automation import FULL_RECONCILIATION_JOB
 from pipelines.local_orders import LocalOrdersError, check_local_orders_file
 from pipelines.local_orders_db import check_local_orders_database, is_database_url
 from pipelines.money import money_summary
@@ -24,6 +27,10 @@ from pipelines.warehouse import Warehouse, WarehouseError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LOCK_WAIT_SECONDS = 600.0
+
+
+# Metadata key under which a list asset says, in one line, that its list could not be loaded.
+LIST_NOT_LOADED = "esim_recon/list_not_loaded"
 
 
 class RunError(RuntimeError):
@@ -45,12 +52,19 @@ class RunOutcome:
     continued_by: str | None = None
     # discrepancy_summary() read while the run still held the lock, so no other run races it.
     summary: dict[str, Any] = field(default_factory=dict)
+    # One line per provider list that could not be loaded (its previous complete load stays in
+    # force); the run itself completed.
+    lists_not_loaded: list[str] = field(default_factory=list)
 
 
-def ensure_dagster_home() -> Path:
-    """Dagster needs an absolute DAGSTER_HOME to keep run history; default to ./.dagster_home."""
-    configured = os.environ.get("DAGSTER_HOME")
-    home = Path(configured).resolve() if configured else Path.cwd() / ".dagster_home"
+def ensure_dagster_home(home: Path | None = None) -> Path:
+    """Dagster needs an absolute DAGSTER_HOME to keep run history: `home` when given (the demo
+    keeps its own), else DAGSTER_HOME, else ./.dagster_home."""
+    if home is not None:
+        home = home.resolve()
+    else:
+        configured = os.environ.get("DAGSTER_HOME")
+        home = Path(configured).resolve() if configured else Path.cwd() / ".dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     instance_config = home / "dagster.yaml"
     project_config = PROJECT_ROOT / "dagster.yaml"
@@ -244,26 +258,170 @@ def _continuation(
     return keys
 
 
+def _code_location_name() -> str:
+    """The code location `dagster dev` loads from pyproject.toml ([tool.dagster])."""
+    import tomllib
+
+    with (PROJECT_ROOT / "pyproject.toml").open("rb") as handle:
+        settings = tomllib.load(handle).get("tool", {}).get("dagster", {})
+    return str(settings.get("code_location_name") or settings.get("module_name"))
+
+
+def _job_origin(job_name: str) -> Any:
+    """Where the UI finds `job_name`: the project's code location, as `dagster dev` loads it.
+
+    A run carrying it is listed under its job (the Overview timeline, the job's runs page, the
+    launchpad's re-execution), like a run started from the UI or a schedule.
+    """
+    import sys
+
+    from dagster._core.remote_origin import (
+        ManagedGrpcPythonEnvCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    location = ManagedGrpcPythonEnvCodeLocationOrigin(
+        loadable_target_origin=LoadableTargetOrigin(
+            executable_path=sys.executable,
+            module_name="pipelines.definitions",
+            working_directory=str(PROJECT_ROOT),
+        ),
+        location_name=_code_location_name(),
+    )
+    return RemoteJobOrigin(
+        repository_origin=RemoteRepositoryOrigin(
+            code_location_origin=location, repository_name=SINGLETON_REPOSITORY_NAME
+        ),
+        job_name=job_name,
+    )
+
+
+def _launch(
+    job_def: dg.JobDefinition,
+    instance: dg.DagsterInstance,
+    *,
+    run_config: Mapping[str, Any],
+    tags: Mapping[str, str],
+    asset_selection: frozenset[dg.AssetKey] | None,
+) -> dg.ExecuteInProcessResult:
+    """Run `job_def` in this process as the project's named job (see `_job_origin`).
+
+    `JobDefinition.execute_in_process` records no code location, so the UI would file the run
+    as an anonymous one; this is the same execution with the origin set on the run.
+    """
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.execution.api import (
+        ExecuteRunWithPlanIterable,
+        create_execution_plan,
+        job_execution_iterator,
+    )
+    from dagster._core.execution.context_creation_job import (
+        PlanOrchestrationContextManager,
+        orchestration_context_event_generator,
+    )
+
+    job = (
+        job_def
+        if asset_selection is None
+        else job_def.get_subset(asset_selection=set(asset_selection))
+    )
+    in_memory = InMemoryJob(job)
+    plan = create_execution_plan(in_memory, run_config=run_config, instance_ref=instance.get_ref())
+    run = instance.create_run_for_job(
+        job_def=job,
+        run_config=run_config,
+        tags={**job_def.run_tags, **tags},
+        asset_selection=asset_selection,
+        execution_plan=plan,
+        remote_job_origin=_job_origin(job_def.name),
+    )
+    events = list(
+        ExecuteRunWithPlanIterable(
+            execution_plan=plan,
+            iterator=job_execution_iterator,
+            execution_context_manager=PlanOrchestrationContextManager(
+                context_event_generator=orchestration_context_event_generator,
+                job=in_memory,
+                execution_plan=plan,
+                dagster_run=run,
+                instance=instance,
+                run_config=run_config,
+                executor_defs=None,
+                output_capture=None,
+                raise_on_error=False,
+            ),
+        )
+    )
+    finished = instance.get_run_by_id(run.run_id)
+    return dg.ExecuteInProcessResult(
+        job_def=job, event_list=events, dagster_run=finished or run, output_capture={}
+    )
+
+
+def _job_definition(
+    assets: list[Any], resources: Mapping[str, Any], job_name: str
+) -> dg.JobDefinition:
+    """The named job from `pipelines.automation`, bound to this run's resources."""
+    from pipelines.automation import jobs
+
+    checks = [item for item in assets if isinstance(item, dg.AssetChecksDefinition)]
+    definitions = dg.Definitions(
+        assets=[item for item in _asset_defs(assets) if item not in checks],
+        asset_checks=checks,
+        jobs=jobs,
+        resources=dict(resources),
+    )
+    return definitions.resolve_job_def(job_name)
+
+
+def _run_options_config(resources: Mapping[str, Any]) -> dict[str, Any]:
+    """The run options as run config, so the run's launchpad shows what this run did."""
+    options = resources.get("run_options")
+    if options is None:
+        return {}
+    values = {
+        "full_sync": options.full_sync,
+        "sync_budget": options.sync_budget,
+        "sync_seconds": options.sync_seconds,
+    }
+    return {"resources": {"run_options": {"config": values}}}
+
+
 def _materialize(
-    assets: list[Any],
+    job_def: dg.JobDefinition,
     resources: Mapping[str, Any],
     instance: dg.DagsterInstance,
     selection: str | dg.AssetSelection | None,
     tags: Mapping[str, str],
 ) -> dg.ExecuteInProcessResult:
+    from dagster._core.definitions.asset_selection import DagsterInvalidAssetSelectionError
+
     try:
-        return dg.materialize(
-            assets,
-            resources=dict(resources),
-            instance=instance,
-            selection=selection,
-            raise_on_error=False,
+        keys = None
+        if selection is not None:
+            try:
+                chosen = (
+                    dg.AssetSelection.from_string(selection)
+                    if isinstance(selection, str)
+                    else selection
+                )
+            except DagsterInvalidAssetSelectionError as exc:
+                raise RunError(f"--select {selection!r} is not a selection: {exc}") from None
+            keys = frozenset(chosen.resolve(job_def.asset_layer.asset_graph))
+            if not keys:
+                raise RunError(f"--select {selection!r} matches no asset")
+        return _launch(
+            job_def,
+            instance,
+            run_config={**_run_config(), **_run_options_config(resources)},
             tags={**tags, **_process_tags()},
-            run_config=_run_config(),
+            asset_selection=keys,
         )
     except dg.DagsterInvalidSubsetError as exc:
         raise RunError(f"--select {selection!r} matches nothing usable: {exc}") from None
-    except dg.DagsterInvariantViolationError as exc:
+    except (dg.DagsterInvariantViolationError, dg.DagsterInvalidDefinitionError) as exc:
         raise RunError(f"--select {selection!r}: {exc}") from None
 
 
@@ -275,18 +433,28 @@ def materialize_all(
     selection: str | None = None,
     lock_wait_seconds: float | None = None,
     tags: Mapping[str, str] | None = None,
+    dagster_home: Path | None = None,
+    job_name: str = FULL_RECONCILIATION_JOB,
 ) -> RunOutcome:
     """Materialize the graph (or `selection`) in this process, holding the run lock.
 
     When only provider ingestion failed, the skipped models and reports are rebuilt in a
     second run (`RunOutcome.continued_by`); the outcome still reports the failure.
     """
-    ensure_dagster_home()
+    ensure_dagster_home(dagster_home)
     _preflight(assets, resources, selection)
     wait = _lock_wait_seconds() if lock_wait_seconds is None else lock_wait_seconds
     lock = run_lock(db_path)
     try:
-        lock.acquire(timeout=wait)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            progress.waiting(
+                "run-lock",
+                f"waiting for another esim-recon run to finish writing {db_path} "
+                f"(up to {wait:.0f} s, ESIM_RECON_LOCK_WAIT)",
+            )
+            lock.acquire(timeout=wait)
     except Timeout:
         raise RunError(
             f"another esim-recon run is writing {db_path} (waited {wait:.0f} s); "
@@ -296,12 +464,13 @@ def materialize_all(
         with dg.DagsterInstance.get() as instance:
             reap_dead_runs(instance)
             run_tags = dict(tags or {})
-            results = [_materialize(assets, resources, instance, selection, run_tags)]
+            job_def = _job_definition(assets, resources, job_name)
+            results = [_materialize(job_def, resources, instance, selection, run_tags)]
             rest = _continuation(assets, selection, results[0])
             if rest:
                 results.append(
                     _materialize(
-                        assets,
+                        job_def,
                         resources,
                         instance,
                         dg.AssetSelection.assets(*rest),
@@ -316,6 +485,12 @@ def materialize_all(
                     if event.asset_key is not None
                 }
             )
+            lists_not_loaded = [
+                str(event.materialization.metadata[LIST_NOT_LOADED].value)
+                for result in results
+                for event in result.get_asset_materialization_events()
+                if LIST_NOT_LOADED in event.materialization.metadata
+            ]
             failed_checks = sorted(
                 f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
                 for result in results
@@ -330,6 +505,7 @@ def materialize_all(
                 failed_checks=failed_checks,
                 continued_by=results[1].run_id if len(results) > 1 else None,
                 summary=discrepancy_summary(db_path),
+                lists_not_loaded=lists_not_loaded,
             )
     finally:
         lock.release()

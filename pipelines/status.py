@@ -1,8 +1,8 @@
 """What `esim-recon status` reports: the last run, row counts, findings, money at risk and feed
 freshness.
 
-Everything is read-only: the Dagster instance in DAGSTER_HOME (default ./.dagster_home) for the
-runs, the DuckDB file for the rest. Nothing is created when either is missing.
+Everything is read-only: the Dagster instance for the runs (see `dagster_home`), the DuckDB file
+for the rest. Nothing is created when either is missing.
 """
 
 from __future__ import annotations
@@ -84,6 +84,8 @@ class LastRun:
     failures: list[str] = field(default_factory=list)
     last_success_at: datetime | None = None
     wrote_database: bool = False  # whether this run loaded anything into the database asked
+    # The run that rebuilt the models and reports after this one's provider failed.
+    continued_by: str | None = None
 
 
 @dataclass
@@ -141,8 +143,18 @@ class Status:
         )
 
 
-def dagster_home() -> Path:
-    """Where the runs are recorded, as `esim-recon run` chooses it (not created here)."""
+# Where `esim-recon demo` keeps its own run history, beside its database.
+DEMO_DAGSTER_HOME = "dagster_home"
+
+
+def dagster_home(db_path: Path | None = None) -> Path:
+    """Where the runs that wrote `db_path` are recorded (nothing is created here): the
+    `dagster_home` folder beside the database when there is one (the demo's), else
+    DAGSTER_HOME, else ./.dagster_home as `esim-recon run` chooses it."""
+    if db_path is not None:
+        beside = db_path.parent / DEMO_DAGSTER_HOME
+        if (beside / "dagster.yaml").is_file():
+            return beside.resolve()
     configured = os.environ.get("DAGSTER_HOME")
     return Path(configured).resolve() if configured else Path.cwd() / ".dagster_home"
 
@@ -164,34 +176,55 @@ def _failures(instance: Any, run_id: str) -> list[str]:
 
 
 def last_run(home: Path) -> LastRun | None:
-    """The newest run in the Dagster instance at `home`, or None when there is none."""
+    """The newest run in the Dagster instance at `home`, or None when there is none.
+
+    A run that only rebuilt the models after a provider failed (`esim-recon run` starts one,
+    tagged `esim_recon/continues`) is reported as part of the run it continues: that run's
+    provider failure is the news, not the rebuild's success.
+    """
     if not (home / "dagster.yaml").is_file():
         return None
     import dagster as dg
+
+    from pipelines.runner import CONTINUES_TAG
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         records = instance.get_run_records(limit=1)
         if not records:
             return None
-        record = records[0]
-        run = record.dagster_run
-        started, ended = _time(record.start_time), _time(record.end_time)
+        newest = records[0]
+        continued_by = None
+        record = newest
+        original_id = newest.dagster_run.tags.get(CONTINUES_TAG)
+        if original_id:
+            original = instance.get_run_record_by_id(original_id)
+            if original is not None:
+                record, continued_by = original, newest.dagster_run.run_id
+        # From the start of the (first) run to the end of the last one.
+        group = [record] if continued_by is None else [record, newest]
+        started, ended = _time(record.start_time), _time(newest.end_time)
         duration = (
-            record.end_time - record.start_time
-            if record.start_time is not None and record.end_time is not None
+            newest.end_time - record.start_time
+            if record.start_time is not None and newest.end_time is not None
             else None
         )
-        status = run.status.value
-        failures = _failures(instance, run.run_id) if status == "FAILURE" else []
+        failed = [item for item in group if item.dagster_run.status.value == "FAILURE"]
+        status = "FAILURE" if failed else newest.dagster_run.status.value
+        failures = [
+            reason for item in failed for reason in _failures(instance, item.dagster_run.run_id)
+        ]
         last_success_at = None
         if status != "SUCCESS":
             successes = instance.get_run_records(
-                filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1
+                filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS]), limit=10
             )
-            if successes:
-                last_success_at = _time(successes[0].end_time)
+            # A rebuild after a failed provider is not a successful run of its own.
+            whole = [item for item in successes if CONTINUES_TAG not in item.dagster_run.tags]
+            if whole:
+                last_success_at = _time(whole[0].end_time)
         elif ended is not None:
             last_success_at = ended
+        run = record.dagster_run
         return LastRun(
             run_id=run.run_id,
             job=run.job_name,
@@ -201,6 +234,7 @@ def last_run(home: Path) -> LastRun | None:
             duration_seconds=round(duration, 1) if duration is not None else None,
             failures=failures,
             last_success_at=last_success_at,
+            continued_by=continued_by,
         )
 
 
@@ -248,14 +282,14 @@ def _quarantined(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 def collect(db_path: Path, home: Path | None = None) -> Status:
     """Read the status; raises `WarehouseError` when the file is missing or cannot be opened."""
-    home = home or dagster_home()
+    home = home or dagster_home(db_path)
     with Warehouse(db_path).connect(read_only=True, wait_seconds=OPEN_WAIT_SECONDS) as con:
         tables, findings, feeds, run_ids = _database_part(con)
         money = money_summary(con)
         quarantined = _quarantined(con) if "raw.provider_quarantine" in tables else []
     run = last_run(home)
     if run is not None:
-        run.wrote_database = run.run_id in run_ids
+        run.wrote_database = bool({run.run_id, run.continued_by} & run_ids)
     return Status(
         database=str(db_path),
         dagster_home=str(home),

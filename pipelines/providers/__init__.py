@@ -27,7 +27,7 @@ from ._errors import (
     redact,
     register_secret,
 )
-from ._http import ClientStats
+from ._http import ClientStats, RateLimitWait
 from ._paging import DEFAULT_MAX_PAGES, DEFAULT_MAX_WALK_SECONDS, Listing, ListingStats
 from ._payload import (
     DEFAULT_MAX_BODY_BYTES,
@@ -83,6 +83,7 @@ __all__ = [
     "ProviderUnavailableError",
     "QuarantineBox",
     "Quarantined",
+    "RateLimitWait",
     "RateLimitedError",
     "RetryPolicy",
     "ValidationError",

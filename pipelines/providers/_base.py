@@ -15,8 +15,15 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import httpx
 
-from ._errors import AuthError, BadPayloadError, NotFoundError, ProviderError, excerpt
-from ._http import ClientStats, HttpEngine, PauseScope, describe_endpoint
+from ._errors import (
+    AuthError,
+    BadPayloadError,
+    NotFoundError,
+    ProviderError,
+    RateLimitedError,
+    excerpt,
+)
+from ._http import ClientStats, HttpEngine, PauseScope, RateLimitWait, describe_endpoint
 from ._paging import DEFAULT_MAX_WALK_SECONDS, FetchedPage, Listing, PageInfo, Paginator
 from ._payload import PayloadLimits, QuarantineBox, quarantine_record
 from ._ratelimit import BatchStream, RequestGate
@@ -101,6 +108,23 @@ class ProviderClient(ABC):
     async def aclose(self) -> None:
         await self._engine.aclose()
 
+    def on_rate_limit_wait(self, listener: Callable[[RateLimitWait], None] | None) -> None:
+        """Call ``listener`` each time a request waits on the provider's rate limit (for a
+        "waiting for a rate limit" progress line); ``None`` stops it."""
+        self._engine.on_wait = listener
+
+    @property
+    def pace(self) -> float | None:
+        """Requests per minute the client paces itself to now, as learned from the provider's
+        429s (``None``: unpaced)."""
+        return self._engine.gate.requests_per_minute
+
+    def on_pacing_wait(self, callback: Callable[[float], None]) -> None:
+        """Call ``callback(seconds)`` whenever the rate limit (pacing to
+        ``requests_per_minute`` or a pause the provider asked for) holds a request back
+        for a second or more."""
+        self._engine.gate.on_wait = callback
+
     @property
     def stats(self) -> ClientStats:
         """Counters: ``requests`` (retries included), ``retries``, ``rate_limited`` (429s)
@@ -125,6 +149,7 @@ class ProviderClient(ABC):
         params: Mapping[str, str] | None = None,
         pause_scope: PauseScope = "client",
         deadline: float | None = None,
+        retry: RetryPolicy | None = None,
     ) -> R:
         """An authenticated GET through the engine (see :meth:`HttpEngine.request`)."""
 
@@ -137,6 +162,7 @@ class ProviderClient(ABC):
                 headers=headers,
                 pause_scope=pause_scope,
                 deadline=deadline,
+                retry=retry,
             )
 
         return await self._authenticate(send)
@@ -149,13 +175,17 @@ class ProviderClient(ABC):
         parse_item: Callable[[Any], T],
         key: Callable[[T], Hashable],
     ) -> Listing[T]:
-        """The drift-safe :class:`Listing` of the paged endpoint ``path``."""
+        """The drift-safe :class:`Listing` of the paged endpoint ``path``; each page gets the
+        list patience (:meth:`RetryPolicy.for_lists`)."""
+        patient = self._engine.retry.for_lists()
 
         async def fetch(number: int) -> FetchedPage:
             params = self._paginator.params(number, filters)
             endpoint = describe_endpoint(path, params)
             try:
-                info = await self._get(path, parse=self._paginator.parse, params=params)
+                info = await self._get(
+                    path, parse=self._paginator.parse, params=params, retry=patient
+                )
             except BadPayloadError as exc:
                 # Its answers are in quarantine; the walk goes on without the page.
                 return FetchedPage(number, PageInfo(items=()), utc_now(), endpoint, error=exc)
@@ -192,10 +222,12 @@ class ProviderClient(ABC):
     async def _for_key(self, request: Awaitable[R]) -> KeyFetch[R]:
         """Await the request of one key of a batch (a :meth:`_get`): a 404, or a failure
         that outlasted the retries, is returned as a :class:`KeyFetch`; :class:`AuthError`
-        still raises (it concerns every key)."""
+        still raises (it concerns every key), and so does :class:`RateLimitedError`: the
+        provider still limits the key when the time is up, which is not a failure of the key
+        (a batch leaves it for the next run)."""
         try:
             value = await request
-        except AuthError:
+        except (AuthError, RateLimitedError):
             raise
         except ProviderError as exc:
             return KeyFetch(
@@ -216,7 +248,9 @@ class ProviderClient(ABC):
         start_by: float | None = None,
     ) -> BatchStream[R]:
         """``worker(key, deadline)`` over ``keys`` within the client's concurrency, the
-        request budget counted on this client's requests."""
+        request budget counted on this client's requests. Waiting on the provider's rate limit
+        ends at ``start_by`` (or ``deadline``): keys still limited then are deferred."""
+        self._engine.patience = start_by if start_by is not None else deadline
         return BatchStream(
             keys,
             worker,
@@ -225,4 +259,6 @@ class ProviderClient(ABC):
             start_by=start_by,
             budget_requests=budget_requests,
             requests_used=lambda: self._engine.stats.requests,
+            deferrable=RateLimitedError,
+            parking=self._engine.parking,
         )

@@ -40,11 +40,11 @@ from ._payload import (
     quarantine_record,
     read_capped,
 )
-from ._ratelimit import PauseBeyondDeadline, RequestGate
+from ._ratelimit import Parking, PauseBeyondDeadline, RequestGate
 from ._retry import RetryPolicy, parse_rate_limit_reset, parse_retry_after
 from ._scalars import as_int, utc_now
 
-__all__ = ["ClientStats", "HttpEngine", "PauseScope", "describe_endpoint"]
+__all__ = ["ClientStats", "HttpEngine", "PauseScope", "RateLimitWait", "describe_endpoint"]
 
 R = TypeVar("R")
 
@@ -55,6 +55,27 @@ PauseScope = Literal["client", "request"]
 
 _RETRYABLE_5XX = frozenset({500, 502, 503, 504})
 _ERROR_BODY_PEEK = 4096
+
+
+# A 429 from a per-key endpoint asking for a longer wait than this is the key's own quota
+# (PressOne: usage per ICCID), not a sign that the client goes too fast.
+KEY_QUOTA_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitWait:
+    """A call waits ``seconds`` on the provider's rate limit before asking again; the client's
+    pace is then ``requests_per_minute`` (``None``: unpaced). For progress lines."""
+
+    provider: str
+    endpoint: str
+    seconds: float
+    requests_per_minute: float | None
+
+
+def _earliest(*moments: float | None) -> float | None:
+    known = [moment for moment in moments if moment is not None]
+    return min(known) if known else None
 
 
 @dataclass(slots=True)
@@ -149,6 +170,11 @@ class HttpEngine:
         self.retry = retry
         self.gate = gate
         self.stats = ClientStats()
+        # When to stop waiting on rate limits (the run's time budget), and who hears of waits.
+        self.patience: float | None = None
+        # Calls waiting on a per-key quota leave their batch slot to the next key.
+        self.parking = Parking(after_seconds=KEY_QUOTA_SECONDS)
+        self.on_wait: Callable[[RateLimitWait], None] | None = None
         self._secrets: list[str] = []
         for secret in secrets:
             self.add_secret(secret)
@@ -194,6 +220,8 @@ class HttpEngine:
         form: Mapping[str, str] | None = None,
         pause_scope: PauseScope = "client",
         deadline: float | None = None,
+        patience: float | None = None,
+        retry: RetryPolicy | None = None,
     ) -> R:
         """Send with retries; return ``parse(decoded JSON body)`` of the 2xx answer.
 
@@ -201,19 +229,31 @@ class HttpEngine:
 
         ``parse`` raises :class:`PayloadShapeError` for a wrong shape (retried) or
         :class:`EnvelopeFailure` for a ``"success": false`` envelope (a ValidationError).
-        ``deadline`` (``time.monotonic()`` seconds) shortens the retry budget.
+        ``deadline`` (``time.monotonic()`` seconds) shortens the retry budget; ``patience``
+        (default: the engine's) is when to stop waiting on the provider's rate limit, which
+        then raises :class:`RateLimitedError`: the call is not done, not failed (see
+        ``_retry``). ``retry`` replaces the engine's policy for this call.
         """
         endpoint = describe_endpoint(path, params)
         label = f"{self.provider} {method} {endpoint}"
-        call_deadline = time.monotonic() + self.retry.max_total_seconds
-        if deadline is not None:
-            call_deadline = min(call_deadline, deadline)
+        if patience is None:
+            patience = self.patience
+        # Waiting on a rate limit, in the gate as in the retries, ends at the patience.
+        pause_limit = _earliest(deadline, patience)
 
-        def on_retry(_exc: ProviderError, _wait: float) -> None:
+        def on_retry(exc: ProviderError, wait: float) -> None:
             self.stats.retries += 1
+            if isinstance(exc, RateLimitedError) and self.on_wait is not None:
+                self.on_wait(
+                    RateLimitWait(self.provider, endpoint, wait, self.gate.requests_per_minute)
+                )
 
-        retrying = self.retry.retrying(
-            deadline=call_deadline, describe=lambda: label, on_retry=on_retry
+        retrying = (retry or self.retry).retrying(
+            deadline=deadline,
+            patience=patience,
+            describe=lambda: label,
+            on_retry=on_retry,
+            sleep=self.parking.sleep,
         )
         attempts = 0
         result: R | None = None
@@ -231,7 +271,7 @@ class HttpEngine:
                         headers=headers,
                         form=form,
                         pause_scope=pause_scope,
-                        deadline=call_deadline,
+                        pause_limit=pause_limit,
                     )
         except ProviderError as exc:
             exc.attempts = max(attempts, 1)
@@ -250,11 +290,11 @@ class HttpEngine:
         headers: Mapping[str, str] | None,
         form: Mapping[str, str] | None,
         pause_scope: PauseScope,
-        deadline: float,
+        pause_limit: float | None,
     ) -> R:
         common: dict[str, Any] = {"provider": self.provider, "endpoint": endpoint}
         try:
-            async with self.gate.slot(deadline=deadline), self._lanes.lane() as client:
+            async with self.gate.slot(deadline=pause_limit), self._lanes.lane() as client:
                 self.stats.requests += 1
                 request = client.build_request(
                     method,
@@ -265,6 +305,7 @@ class HttpEngine:
                     files={name: (None, value) for name, value in form.items()} if form else None,
                 )
                 # Streamed, so that a body past the size limit is never read whole.
+                sent_at = time.monotonic()
                 response = await client.send(request, stream=True)
                 try:
                     content, received, over = await read_capped(
@@ -275,7 +316,7 @@ class HttpEngine:
         except PauseBeyondDeadline as exc:
             raise RateLimitedError(
                 f"{label}: the client is paused by the provider's rate limit for another "
-                f"{exc.resume_in:.1f}s, beyond this call's time budget",
+                f"{exc.resume_in:.1f}s, beyond this run's time budget",
                 retry_after=exc.resume_in,
                 **common,
             ) from None
@@ -300,13 +341,15 @@ class HttpEngine:
             label=label,
             endpoint=endpoint,
             pause_scope=pause_scope,
+            sent_at=sent_at,
             size=(received, over),
         )
 
     def _observe_rate_headers(
-        self, response: httpx.Response, pause_scope: PauseScope
+        self, response: httpx.Response, pause_scope: PauseScope, sent_at: float
     ) -> float | None:
-        """Pause the client as the headers ask; return the wait hint for this response."""
+        """Pause and pace the client as the headers ask; return the wait hint for this
+        response."""
         headers = response.headers
         retry_after = parse_retry_after(headers.get("retry-after"))
         reset = parse_rate_limit_reset(headers.get("x-ratelimit-reset"))
@@ -317,7 +360,11 @@ class HttpEngine:
             if pause_scope == "client":
                 # Without a usable hint, still hold the others back for one short backoff.
                 self.gate.pause_for(hint if hint else self.retry.initial_wait)
-                self.gate.rate_limited()
+                self.gate.rate_limited(sent_at)
+            elif not hint or hint <= KEY_QUOTA_SECONDS:
+                # A per-key endpoint cannot tell the client's limit from the key's; a short
+                # wait is the client's pace being too fast, a long one the key's own quota.
+                self.gate.rate_limited(sent_at)
             return hint
         if pause_scope == "client":
             if 200 <= status < 300:
@@ -339,10 +386,11 @@ class HttpEngine:
         label: str,
         endpoint: str,
         pause_scope: PauseScope,
+        sent_at: float,
         size: tuple[int, bool] = (0, False),
     ) -> R:
         status = response.status_code
-        hint = self._observe_rate_headers(response, pause_scope)
+        hint = self._observe_rate_headers(response, pause_scope, sent_at)
         common: dict[str, Any] = {
             "provider": self.provider,
             "endpoint": endpoint,

@@ -12,10 +12,14 @@
    burst: no window of any length sees more than its share of ``requests_per_minute``,
    whatever window the provider counts in.
 
-The pacer adapts to what the provider says: a 429 stretches the interval by
-``SLOWDOWN`` (down to ``MIN_RATE_SHARE`` of the configured rate), and every success shrinks it
-back by ``RECOVERY`` towards the configured one; an ``X-RateLimit-Remaining`` that is low but not
-zero spreads the remaining requests evenly until ``X-RateLimit-Reset``.
+The pacer learns what the provider allows and keeps it: a 429 (for a request sent at the
+current pace: those already in flight were sent faster and say nothing new) slows the pace by
+``SLOWDOWN``; an unpaced client starts pacing at half the rate its recent successes came at.
+The slower pace becomes the client's *learned* pace, which only successes move, and slowly
+(``PROBE`` per success): the client probes back towards the configured rate, a provider that
+still limits says so with another 429, and the client settles just below the provider's rate
+for the rest of its life instead of bouncing off it. An ``X-RateLimit-Remaining`` that is low
+but not zero spreads the remaining requests evenly until ``X-RateLimit-Reset``.
 
 :class:`BatchStream` runs one coroutine per key with a bounded number in flight and yields the
 results as they complete; it stops starting new work at a deadline or a request budget.
@@ -25,21 +29,40 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["BatchStats", "BatchStream", "PauseBeyondDeadline", "RequestGate", "deadline_in"]
+__all__ = [
+    "BatchStats",
+    "BatchStream",
+    "Parking",
+    "PauseBeyondDeadline",
+    "RequestGate",
+    "deadline_in",
+]
 
 R = TypeVar("R")
 
 # A 429 stretches the pacing interval by this factor...
 SLOWDOWN = 1.25
-# ...but never below this share of the configured rate.
+# ...but never below this share of the configured rate (unpaced: of the first pace set, and
+# never slower than UNPACED_SLOWEST).
 MIN_RATE_SHARE = 0.1
+UNPACED_SLOWEST = 2.0
+# An unpaced client's first 429 sets a pace this many times slower than its recent successes.
+FIRST_SLOWDOWN = 2.0
+# Each success moves the learned pace this much back towards the configured one.
+PROBE = 0.999
+# The successes an unpaced client's first pace is measured on: at most this many, this recent.
+OBSERVED_SUCCESSES = 32
+OBSERVED_SECONDS = 2.0
 # Each success shrinks a stretched interval by this factor, back to the configured one.
 RECOVERY = 0.99
+# Shorter holds are the normal rhythm of pacing, not worth a word to anyone watching.
+WAIT_WORTH_TELLING = 1.0
 
 
 def deadline_in(seconds: float) -> float:
@@ -83,6 +106,20 @@ class RequestGate:
         self._spread_until = 0.0
         self._max_pause = max_pause
         self._not_before = 0.0
+        # The slowest pace a 429 may bring (unpaced: set by the first one).
+        base = self._base_interval
+        self._slowest = base / MIN_RATE_SHARE if base else UNPACED_SLOWEST
+        # When the pace last slowed for a 429, and when recent requests succeeded.
+        self._slowed_at = float("-inf")
+        self._successes: deque[float] = deque(maxlen=OBSERVED_SUCCESSES)
+        self.slowdowns = 0
+        # Called with the seconds a request is about to be held back by pacing or a pause
+        # (only waits of at least WAIT_WORTH_TELLING), for whoever shows progress.
+        self.on_wait: Callable[[float], None] | None = None
+
+    def _held_back(self, seconds: float) -> None:
+        if self.on_wait is not None and seconds >= WAIT_WORTH_TELLING:
+            self.on_wait(seconds)
 
     @property
     def interval(self) -> float:
@@ -90,6 +127,17 @@ class RequestGate:
         if time.monotonic() < self._spread_until:
             return max(self._interval, self._spread_interval)
         return self._interval
+
+    @property
+    def requests_per_minute(self) -> float | None:
+        """The pace in force, in requests per minute (``None``: unpaced)."""
+        interval = self.interval
+        return 60.0 / interval if interval else None
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds the shared pause still lasts (0.0: none)."""
+        return max(self._not_before - time.monotonic(), 0.0)
 
     def pause_for(self, seconds: float) -> None:
         """Hold every request of this client back for ``seconds`` from now (never shortens
@@ -99,16 +147,37 @@ class RequestGate:
         until = time.monotonic() + min(seconds, self._max_pause)
         self._not_before = max(self._not_before, until)
 
-    def rate_limited(self) -> None:
-        """The provider answered 429: pace more slowly (when pacing at all)."""
-        if self._base_interval:
-            slowest = self._base_interval / MIN_RATE_SHARE
-            self._interval = min(self._interval * SLOWDOWN, slowest)
+    def rate_limited(self, sent_at: float | None = None) -> bool:
+        """The provider answered 429 to a request sent at ``sent_at`` (``time.monotonic()``;
+        ``None``: now): pace more slowly, unless the request left before the last slowdown.
+        Returns whether the pace changed."""
+        now = time.monotonic()
+        if sent_at is not None and sent_at < self._slowed_at:
+            return False
+        if self._interval:
+            interval = self._interval * SLOWDOWN
+        else:
+            interval = self._observed_interval(now) * FIRST_SLOWDOWN
+            if not self._base_interval:
+                # The first pace stands in for the configured rate an unpaced client lacks.
+                self._slowest = min(interval / MIN_RATE_SHARE, UNPACED_SLOWEST)
+        self._interval = min(interval, self._slowest)
+        self._slowed_at = now
+        self.slowdowns += 1
+        return True
+
+    def _observed_interval(self, now: float) -> float:
+        """Seconds between recent successes (a 50 ms fallback when there were too few)."""
+        recent = [moment for moment in self._successes if moment >= now - OBSERVED_SECONDS]
+        if len(recent) < 2 or recent[-1] <= recent[0]:
+            return 0.05
+        return (recent[-1] - recent[0]) / (len(recent) - 1)
 
     def succeeded(self) -> None:
-        """A request got through: recover towards the configured rate."""
+        """A request got through: probe, slowly, towards the configured rate."""
+        self._successes.append(time.monotonic())
         if self._interval > self._base_interval:
-            self._interval = max(self._interval * RECOVERY, self._base_interval)
+            self._interval = max(self._interval * PROBE, self._base_interval)
 
     def remaining(self, remaining: int, reset_in: float | None) -> None:
         """The provider says ``remaining`` requests are left until ``reset_in`` seconds from
@@ -127,6 +196,7 @@ class RequestGate:
                 return
             if deadline is not None and self._not_before > deadline:
                 raise PauseBeyondDeadline(self._not_before - now)
+            self._held_back(self._not_before - now)
             await asyncio.sleep(self._not_before - now)
 
     async def _pace(self, deadline: float | None) -> None:
@@ -140,6 +210,7 @@ class RequestGate:
             slot = max(self._next_slot, now, self._not_before)
             self._next_slot = slot + interval
             if slot > now:
+                self._held_back(slot - now)
                 await asyncio.sleep(slot - now)
             if time.monotonic() >= self._not_before:
                 return
@@ -153,15 +224,40 @@ class RequestGate:
             yield
 
 
+class Parking:
+    """Calls sleeping a long wait (a per-key quota's ``Retry-After`` of minutes) are *parked*:
+    a :class:`BatchStream` does not count them against its window, so one key's quota does not
+    hold back the keys behind it. The gate's semaphore still bounds the requests in flight."""
+
+    def __init__(self, after_seconds: float) -> None:
+        self.after_seconds = after_seconds
+        self.count = 0
+        self.changed = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        """``asyncio.sleep``, parked when longer than ``after_seconds``."""
+        if seconds <= self.after_seconds:
+            await asyncio.sleep(seconds)
+            return
+        self.count += 1
+        self.changed.set()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.count -= 1
+
+
 @dataclass(slots=True)
 class BatchStats:
     """Progress of one :class:`BatchStream`. ``skipped`` lists the keys never started
-    because the deadline or the request budget was reached."""
+    because the deadline or the request budget was reached; ``deferred`` the keys started but
+    still rate limited when the time ran out (not done, not failed: left for the next run)."""
 
     submitted: int = 0
     started: int = 0
     completed: int = 0
     skipped: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
     stop_reason: str | None = None
 
 
@@ -172,9 +268,11 @@ class BatchStream(Generic[R]):
     ``deadline`` also bounds the workers' own retries, ``start_by`` leaves the calls in flight
     to finish normally (a graceful stop).
 
-    Keys are de-duplicated (first occurrence wins). An exception from a worker cancels the
-    others and propagates; workers are expected to turn per-key failures into results and
-    raise only for failures that concern the whole batch.
+    Keys are de-duplicated (first occurrence wins). A worker that raises ``deferrable`` (the
+    provider still rate limits it when the time is up) yields nothing: its key is listed in
+    ``stats.deferred``. Any other exception from a worker cancels the others and propagates;
+    workers are expected to turn per-key failures into results and raise only for failures
+    that concern the whole batch.
     """
 
     def __init__(
@@ -187,8 +285,12 @@ class BatchStream(Generic[R]):
         start_by: float | None = None,
         budget_requests: int | None = None,
         requests_used: Callable[[], int] = lambda: 0,
+        deferrable: type[BaseException] | tuple[type[BaseException], ...] = (),
+        parking: Parking | None = None,
     ) -> None:
         self.stats = BatchStats()
+        self._deferrable = deferrable
+        self._parking = parking
         self._keys = keys
         self._worker = worker
         self._window = max(window, 1)
@@ -207,6 +309,22 @@ class BatchStream(Generic[R]):
 
     async def aclose(self) -> None:
         await self._gen.aclose()
+
+    def _parked(self) -> int:
+        return self._parking.count if self._parking is not None else 0
+
+    async def _wait(self, tasks: dict[asyncio.Task[R], str]) -> set[asyncio.Task[R]]:
+        """The tasks done once one is, or as soon as a call parks (a window slot frees)."""
+        if self._parking is None:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            return done
+        self._parking.changed.clear()
+        parked = asyncio.ensure_future(self._parking.changed.wait())
+        try:
+            await asyncio.wait([*tasks, parked], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            parked.cancel()
+        return {task for task in tasks if task.done()}
 
     def _blocked(self, in_flight: int) -> str | None:
         if self._deadline is not None and time.monotonic() >= self._deadline:
@@ -235,7 +353,9 @@ class BatchStream(Generic[R]):
         try:
             while True:
                 while (
-                    not exhausted and self.stats.stop_reason is None and len(tasks) < self._window
+                    not exhausted
+                    and self.stats.stop_reason is None
+                    and len(tasks) < self._window + self._parked()
                 ):
                     reason = self._blocked(len(tasks))
                     if reason is not None:
@@ -253,10 +373,14 @@ class BatchStream(Generic[R]):
                     self.stats.started += 1
                 if not tasks:
                     break
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                done = await self._wait(tasks)
                 for task in done:
-                    tasks.pop(task)
-                    result = task.result()
+                    key = tasks.pop(task)
+                    try:
+                        result = task.result()
+                    except self._deferrable:
+                        self.stats.deferred.append(key)
+                        continue
                     self.stats.completed += 1
                     yield result
             if self.stats.stop_reason is not None:

@@ -231,6 +231,8 @@ class PressOneClient(ProviderClient):
                 headers={"Accept": "application/json"},
                 form=form,
                 pause_scope="request",
+                # Every request needs the token: it gets a list page's patience.
+                retry=self._engine.retry.for_lists(),
             )
         except ValidationError as exc:
             # 400/422 from the token endpoint means the credentials were refused.

@@ -406,6 +406,9 @@ class ProviderGate:
     def _fault_kinds(
         self, provider: str, name: str, query: Sequence[tuple[str, str]]
     ) -> tuple[FaultKind, ...]:
+        endpoints = self.state.faults.endpoints
+        if endpoints is not None and name not in endpoints:
+            return ()
         if name == "pressone.token":
             return TOKEN_ENDPOINT_KINDS
         if name.endswith(".other"):

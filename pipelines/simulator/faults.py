@@ -67,6 +67,7 @@ class FaultConfig:
     ``rates`` gives each kind the probability that a request where the kind can happen gets it.
     ``uniform(rate)`` instead gives every request the probability ``rate`` of some fault, the kind
     drawn evenly among those that can happen to that request. ``seed`` defaults to the dataset's.
+    ``endpoints`` limits the faults to requests of those endpoints (e.g. only the order lists).
     """
 
     rates: Mapping[FaultKind, float] = field(default_factory=dict)
@@ -77,6 +78,9 @@ class FaultConfig:
     retry_after_seconds: int = 1
     drift_batch: int = 3  # at most this many hidden orders appear per drift
     spoils: tuple[Spoil, ...] = ()  # targeted spoiled answers (see Spoil)
+    # Only requests to these endpoints (names as in the stats: "esimtrade.list",
+    # "pressone.orders", "pressone.usage", ...) get faults; None: every endpoint.
+    endpoints: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         for kind, rate in self.rates.items():

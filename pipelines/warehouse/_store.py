@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 import polars as pl
 from tenacity import (
+    RetryCallState,
     RetryError,
     Retrying,
     retry_if_exception,
@@ -16,7 +17,14 @@ from tenacity import (
     wait_exponential,
 )
 
+from pipelines import progress
+
 RAW_SCHEMA_SQL = Path(__file__).with_name("raw_schema.sql")
+RAW_COMMENTS_SQL = Path(__file__).with_name("raw_comments.sql")
+_UNCOMMENTED_RAW_SQL = """
+select (select count(*) from duckdb_tables() where schema_name = 'raw' and comment is null)
+     + (select count(*) from duckdb_columns() where schema_name = 'raw' and comment is null)
+"""
 
 # DuckDB's own default is 80% of the machine's memory: a 10M-row model build then takes what it
 # can. A fixed cap keeps the process small; joins, sorts and windows over it spill to the
@@ -79,9 +87,18 @@ class Warehouse:
 
     @contextmanager
     def connect(
-        self, *, read_only: bool = False, wait_seconds: float | None = None
+        self,
+        *,
+        read_only: bool = False,
+        wait_seconds: float | None = None,
+        sandboxed: bool = False,
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection to the file, waiting up to `wait_seconds` for another process's lock."""
+        """A connection to the file, waiting up to `wait_seconds` for another process's lock.
+
+        `sandboxed` (with `read_only`) also takes away every other file and the network: no
+        `COPY ... TO`, `ATTACH`, `read_csv` or `INSTALL`, and the setting cannot be turned back
+        on from SQL, so a query can write nothing anywhere.
+        """
         if read_only and not self.path.exists():
             raise WarehouseError(
                 f"no database at {self.path}: run `esim-recon run` (or `demo`) first"
@@ -89,19 +106,29 @@ class Warehouse:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         timeout = self.lock_timeout_seconds if wait_seconds is None else wait_seconds
+
+        def tell_waiting(_state: RetryCallState) -> None:
+            holder = "a run" if read_only else "an open DuckDB session (an analyst's) or a run"
+            progress.waiting(
+                f"database:{self.path}",
+                f"waiting for {self.path}: {holder} has it open (up to {timeout:.0f} s)",
+            )
+
         retrying = Retrying(
             retry=retry_if_exception(_is_lock_conflict),
             stop=stop_after_delay(timeout),
             wait=wait_exponential(multiplier=0.1, max=2.0),
+            before_sleep=tell_waiting,
             reraise=False,
         )
+        config: dict[str, Any] = {
+            "memory_limit": self.memory_limit,
+            "preserve_insertion_order": False,
+        }
+        if sandboxed:
+            config |= {"enable_external_access": False, "lock_configuration": True}
         try:
-            con = retrying(
-                duckdb.connect,
-                str(self.path),
-                read_only=read_only,
-                config={"memory_limit": self.memory_limit, "preserve_insertion_order": False},
-            )
+            con = retrying(duckdb.connect, str(self.path), read_only=read_only, config=config)
         except RetryError as exc:
             if read_only:
                 message = (
@@ -126,6 +153,9 @@ class Warehouse:
 
     def ensure_raw_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(RAW_SCHEMA_SQL.read_text(encoding="utf-8"))
+        [(uncommented,)] = con.execute(_UNCOMMENTED_RAW_SQL).fetchall()
+        if uncommented:
+            con.execute(RAW_COMMENTS_SQL.read_text(encoding="utf-8"))
 
 
 def append_frames(

@@ -9,7 +9,9 @@ import os
 import pty
 import re
 import select
+import shlex
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -44,7 +46,12 @@ def _environment(env: dict[str, str] | None) -> dict[str, str]:
 
 
 def _cli_on_a_terminal(
-    args: list[str], cwd: Path, env: dict[str, str], stream: str, timeout: float = 300
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    stream: str,
+    timeout: float = 300,
+    command: list[str] | None = None,
 ) -> tuple[int, bytes, bytes]:
     """Run the CLI with `stream` (stdout or stderr) on a pseudo-terminal; return the exit code,
     the other stream's bytes and the terminal's bytes."""
@@ -52,7 +59,7 @@ def _cli_on_a_terminal(
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, stream: slave}
     environment = _environment(env) | {"TERM": "xterm-256color"}
-    process = subprocess.Popen(CLI + args, cwd=cwd, env=environment, **streams)
+    process = subprocess.Popen((command or CLI) + args, cwd=cwd, env=environment, **streams)
     os.close(slave)
     other = process.stderr if stream == "stdout" else process.stdout
     assert other is not None
@@ -75,19 +82,67 @@ def _cli_on_a_terminal(
     return returncode, b"".join(received[other.fileno()]), b"".join(received[master])
 
 
+# The installed script, as a user runs it after `uv sync` (its own path shows in the hints).
+SCRIPT = Path(sys.executable).with_name("esim-recon")
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One demo run per module, stderr on a terminal (progress bars), stdout piped."""
+    """One demo run per module in a fresh checkout (a git work tree with the project's
+    .gitignore), stderr on a terminal (progress bars), stdout piped."""
     cwd = tmp_path_factory.mktemp("cli_demo")
-    home = cwd / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    env = {"DAGSTER_HOME": str(home), "NO_COLOR": "1"}
+    shutil.copyfile(PROJECT_ROOT / ".gitignore", cwd / ".gitignore")
+    subprocess.run(["git", "init", "-q", str(cwd)], check=True)
+    env = {"NO_COLOR": "1"}
     returncode, stdout, terminal = _cli_on_a_terminal(
-        ["demo", "--orders", "300", "--dir", "demo"], cwd, env, stream="stderr"
+        ["demo", "--orders", "300", "--dir", "demo"],
+        cwd,
+        env,
+        stream="stderr",
+        command=[str(SCRIPT)],
     )
     assert returncode == 0, terminal.decode(errors="replace")[-3000:]
     return {"cwd": cwd, "env": env, "stdout": stdout.decode(), "terminal": terminal.decode()}
+
+
+@pytest.mark.slow
+def test_demo_keeps_everything_under_demo_and_ignored(demo: dict) -> None:
+    cwd = demo["cwd"]
+    assert sorted(path.name for path in cwd.iterdir()) == [".git", ".gitignore", "demo"]
+    home = cwd / "demo" / "dagster_home"
+    assert (home / "dagster.yaml").is_file() and (home / "storage").is_dir()
+    untracked = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert untracked == ["?? .gitignore"]
+
+
+@pytest.mark.slow
+def test_the_demo_next_commands_work_as_printed(demo: dict) -> None:
+    lines = demo["stdout"].splitlines()
+    hints = lines[lines.index("Next:") + 1 :]
+    assert len(hints) == 3
+    for hint in hints[:2]:
+        args = shlex.split(hint)
+        assert args[0] == str(SCRIPT)  # not on PATH here: the script's own path
+        result = subprocess.run(
+            args,
+            cwd=demo["cwd"],
+            env=_environment({"NO_COLOR": "1"}),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, (hint, result.stderr)
+        assert result.stdout.strip()
+    assert "Last run:" in result.stdout and "success" in result.stdout
+    ui = shlex.split(hints[2].split("#")[0])
+    assert ui[0] == f"DAGSTER_HOME={demo['cwd'] / 'demo' / 'dagster_home'}"
+    assert Path(ui[1]).name == "dagster" and Path(ui[1]).is_file() and ui[2] == "dev"
 
 
 @pytest.mark.slow
@@ -278,3 +333,98 @@ def test_every_command_has_help_with_examples(tmp_path: Path) -> None:
         result = _cli([command, "--help"] if command else ["--help"], cwd=tmp_path)
         assert result.returncode == 0
         assert "Example" in result.stdout, command
+
+
+@pytest.fixture
+def orders_db(tmp_path: Path) -> Path:
+    db = tmp_path / "orders.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(
+        "CREATE TABLE orders AS SELECT 'B26010112000001' || i AS order_no, "
+        "'89440000000000000' || (10000 + i) AS iccid, INTERVAL (i) DAY AS age "
+        "FROM range(3) AS t(i)"
+    )
+    con.close()
+    return db
+
+
+def test_sql_prints_interval_columns(orders_db: Path) -> None:
+    for query in ("SELECT INTERVAL 1 DAY AS waited", "SELECT age FROM orders ORDER BY age"):
+        result = _cli(["sql", "--db", str(orders_db), query], cwd=orders_db.parent)
+        assert result.returncode == 0, result.stderr
+        assert "1 day" in result.stdout
+    csv_result = _cli(
+        ["sql", "--db", str(orders_db), "--csv", "SELECT age FROM orders"], orders_db.parent
+    )
+    assert csv_result.returncode == 0, csv_result.stderr
+    assert csv_result.stdout.splitlines()[:2] == ["age", "00:00:00"]
+
+
+def test_sql_writes_no_file_anywhere(orders_db: Path) -> None:
+    for query in (
+        "COPY (SELECT 1) TO 'copied.csv'",
+        "COPY orders TO 'copied.parquet' (FORMAT parquet)",
+        "EXPORT DATABASE 'exported'",
+        "ATTACH 'other.duckdb' AS other",
+    ):
+        result = _cli(["sql", "--db", str(orders_db), query], cwd=orders_db.parent)
+        assert result.returncode == 2, (query, result.stdout, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert "cannot" in result.stderr
+    assert sorted(path.name for path in orders_db.parent.iterdir()) == ["orders.duckdb"]
+
+
+@pytest.mark.parametrize("query", ["", "   ", ";", "/* only a comment */"])
+def test_sql_without_a_statement_is_an_error(orders_db: Path, query: str) -> None:
+    result = _cli(["sql", "--db", str(orders_db), query], cwd=orders_db.parent)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("esim-recon: ") and "query" in line
+
+
+def test_sql_piped_prints_every_value_whole(orders_db: Path) -> None:
+    result = _cli(
+        [
+            "sql",
+            "--db",
+            str(orders_db),
+            "SELECT order_no, iccid, order_no AS again, iccid AS "
+            "again_iccid, order_no || iccid AS both_keys FROM orders ORDER BY 1",
+        ],
+        cwd=orders_db.parent,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split("\t") == ["order_no", "iccid", "again", "again_iccid", "both_keys"]
+    assert lines[1].split("\t")[:2] == ["B260101120000010", "8944000000000000010000"]
+    assert lines[1].split("\t")[4] == "B2601011200000108944000000000000010000"
+    assert len(lines) == 4
+
+
+def test_simulate_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _cli(["simulate", "--port", str(port), "--orders", "10"], cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line == (
+        f"esim-recon: port {port} on 127.0.0.1: already in use; pick another with --port"
+    )
+    assert not (tmp_path / "simulator").exists()
+
+
+def test_run_with_a_malformed_selection_says_so_in_one_line(tmp_path: Path) -> None:
+    env = {
+        "ESIMTRADE_BASE_URL": "http://127.0.0.1:9/api/v1",
+        "ESIMTRADE_ACCESS_CODE": "code",
+        "ESIMTRADE_SECRET_KEY": "secret",
+        "ESIM_RECON_LOCAL_ORDERS": str(PROJECT_ROOT / "examples" / "local_orders.template.csv"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
+    result = _cli(["run", "--select", "pressone_orders+("], cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("esim-recon: --select 'pressone_orders+(' is not a selection")

@@ -22,6 +22,7 @@ from providers_fakes import (
 from pipelines.providers import (
     AuthError,
     ProviderUnavailableError,
+    RateLimitedError,
     RetryPolicy,
     deadline_in,
 )
@@ -218,15 +219,41 @@ async def test_persistent_503_stops_after_max_attempts() -> None:
     assert result.outcome == "failed" and len(fake.requests) == FAST_RETRY.max_attempts
 
 
-async def test_retry_after_beyond_budget_gives_up_at_once() -> None:
+async def test_a_retry_after_beyond_the_deadline_leaves_the_call_undone_at_once() -> None:
     fake = FakeESIMTrade()
     fake.add_faults("/portal/orders", json_response(429, {"error": "x"}, {"Retry-After": "60"}))
     start = time.monotonic()
     async with fake.client() as client:
-        result = await client.sync_order("B1")
+        with pytest.raises(RateLimitedError) as raised:
+            await client.sync_order("B1", deadline=deadline_in(5.0))
     assert time.monotonic() - start < 0.5
-    assert result.outcome == "failed" and result.http_status == 429
+    assert raised.value.status_code == 429 and raised.value.retry_after == 60
     assert len(fake.requests) == 1
+
+
+async def test_429s_never_count_toward_giving_up() -> None:
+    fake = FakeESIMTrade()
+    [no] = with_esims(fake, 1)
+    # Three times the attempts the policy allows for failures, all of them 429.
+    throttled = json_response(429, {"error": "slow down"}, {"Retry-After": "0.01"})
+    fake.add_faults("/portal/orders", *[throttled] * (3 * FAST_RETRY.max_attempts))
+    async with fake.client() as client:
+        result = await client.sync_order(no)
+        assert client.stats.rate_limited == 3 * FAST_RETRY.max_attempts
+    assert result.outcome == "ok"
+    assert len(fake.requests) == 3 * FAST_RETRY.max_attempts + 1
+
+
+async def test_failures_still_count_between_429s() -> None:
+    fake = FakeESIMTrade()
+    throttled = json_response(429, {"error": "slow down"}, {"Retry-After": "0.01"})
+    down = json_response(503, {"error": "down"})
+    fake.add_faults("/portal/orders", *[throttled, down] * 20)
+    async with fake.client() as client:
+        result = await client.sync_order("B1")
+    # The 429s in between did not buy the failures more attempts.
+    assert result.outcome == "failed" and result.http_status == 503
+    assert len(fake.requests) == 2 * FAST_RETRY.max_attempts
 
 
 # --- shared rate limiting and concurrency --------------------------------------------------
@@ -396,16 +423,19 @@ async def test_iter_orders_drops_an_order_the_server_repeats_on_two_pages() -> N
     assert listing.stats.duplicates_dropped == 1 and listing.stats.passes == 1
 
 
-async def test_iter_orders_raises_when_a_page_keeps_failing() -> None:
+async def test_a_list_page_gets_more_patience_than_a_sync_then_raises() -> None:
     fake = FakeESIMTrade([esimtrade_order(n) for n in range(30, 0, -1)])
-    fake.add_faults("/reseller/orders", *[json_response(503, {"error": "down"})] * 50)
-    policy = RetryPolicy(max_attempts=100, max_total_seconds=0.3, initial_wait=0.01, max_wait=0.05)
-    start = time.monotonic()
+    fake.add_faults("/reseller/orders", *[json_response(503, {"error": "down"})] * 100)
+    fake.add_faults("/portal/orders", *[json_response(503, {"error": "down"})] * 100)
+    policy = RetryPolicy(max_attempts=4, max_total_seconds=10, initial_wait=0.001, max_wait=0.002)
     async with fake.client(retry=policy, page_size=10) as client:
+        sync = await client.sync_order("B1")
         with pytest.raises(ProviderUnavailableError) as info:
             [p async for p in client.iter_orders()]
-    assert time.monotonic() - start < 1.0
-    assert info.value.status_code == 503 and info.value.attempts > 1
+    paths = fake.paths()
+    assert sync.outcome == "failed" and paths.count("/api/v1/portal/orders") == 4
+    assert paths.count("/api/v1/reseller/orders") == policy.for_lists().max_attempts >= 20
+    assert info.value.status_code == 503 and info.value.attempts == policy.for_lists().max_attempts
     assert info.value.endpoint.startswith("/reseller/orders?page=1")
 
 

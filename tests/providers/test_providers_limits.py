@@ -22,6 +22,7 @@ from pipelines.providers._records import (
     PressOneUsage,
 )
 from tests.providers.providers_fakes import (
+    FAST_RETRY,
     FakeESIMTrade,
     FakePressOne,
     assert_no_secret,
@@ -228,7 +229,11 @@ async def test_a_server_serving_fewer_rows_than_asked_is_measured_by_its_rows() 
 
 async def test_an_unreadable_page_is_skipped_asked_again_and_quarantined() -> None:
     fake = FakeESIMTrade([esimtrade_order(n) for n in range(30, 0, -1)])
-    refused = [httpx.Response(200, content=b"<html>proxy</html>")] * 6
+    # Refused through every attempt a refused answer gets (a sync's, even on a list page, so a
+    # proxy's error page costs seconds, not the list's whole patience), then answered.
+    attempts = FAST_RETRY.for_lists().max_refused_attempts
+    assert attempts < FAST_RETRY.for_lists().max_attempts
+    refused = [httpx.Response(200, content=b"<html>proxy</html>")] * attempts
     original = fake.serve
 
     def spoiling(request: httpx.Request) -> httpx.Response:
@@ -244,7 +249,7 @@ async def test_an_unreadable_page_is_skipped_asked_again_and_quarantined() -> No
     # Pass 1 reads pages 1 and 3; the head and full passes that follow read page 2.
     assert len(orders) == 30 and listing.stats.complete is True
     assert listing.stats.unreadable_pages == 1 and listing.stats.pages_unread == []
-    assert len(quarantined) == 6 and {q.kind for q in quarantined} == {"not_json"}
+    assert len(quarantined) == attempts and {q.kind for q in quarantined} == {"not_json"}
 
 
 async def test_a_page_unreadable_in_every_pass_leaves_the_listing_incomplete() -> None:

@@ -365,3 +365,31 @@ async def test_usage_truncated_json_then_success() -> None:
         result = await client.get_usage(ICCID)
         assert client.stats.retries == 1
     assert result.outcome == "ok"
+
+
+async def test_an_iccid_waiting_out_its_quota_leaves_its_slot_to_the_next_ones() -> None:
+    fake = FakePressOne()
+    others = ["8948010000095399812", "8948010000095399820"]
+    fake.usage = {ICCID: USAGE, **dict.fromkeys(others, USAGE)}
+    # Beyond KEY_QUOTA_SECONDS: the ICCID's own quota, not the client's pace.
+    fake.add_faults(
+        f"/sims/{ICCID}/usage",
+        json_response(429, {"message": "Too Many Attempts."}, {"Retry-After": "10.5"}),
+    )
+    async with fake.client(max_concurrency=1) as client:
+        start = time.monotonic()
+        results = {r.iccid: r async for r in client.usage_many([ICCID, *others])}
+        assert client.pace is None  # a per-ICCID quota does not slow the client
+    assert {iccid: r.outcome for iccid, r in results.items()} == dict.fromkeys(
+        [ICCID, *others], "ok"
+    )
+    asked = [
+        (t, r.url.path)
+        for r, t in zip(fake.requests, fake.request_times, strict=True)
+        if "/usage" in r.url.path
+    ]
+    # With one slot, the other ICCIDs were asked while the first waited out its 10.5 s...
+    assert [path.split("/")[-2] for _, path in asked] == [ICCID, *others, ICCID]
+    assert all(moment - start < 5 for moment, _ in asked[:3])
+    # ...and the first was asked again when its quota allowed.
+    assert asked[3][0] - asked[0][0] >= 10.5

@@ -8,7 +8,14 @@ import time
 import pytest
 from providers_fakes import FakeESIMTrade, esimtrade_esim, esimtrade_order, json_response
 
-from pipelines.providers._ratelimit import MIN_RATE_SHARE, RequestGate
+from pipelines.providers._ratelimit import (
+    FIRST_SLOWDOWN,
+    MIN_RATE_SHARE,
+    PROBE,
+    SLOWDOWN,
+    UNPACED_SLOWEST,
+    RequestGate,
+)
 
 
 def test_pacer_interval_follows_the_configured_rate() -> None:
@@ -16,23 +23,51 @@ def test_pacer_interval_follows_the_configured_rate() -> None:
     assert RequestGate(requests_per_minute=None).interval == 0.0
 
 
-def test_429s_stretch_the_interval_and_successes_bring_it_back() -> None:
+def test_429s_stretch_the_interval_and_successes_probe_back_slowly() -> None:
     gate = RequestGate(requests_per_minute=600)
     gate.rate_limited()
     slowed = gate.interval
-    assert slowed > 0.1
+    assert slowed == pytest.approx(0.1 * SLOWDOWN)
     for _ in range(100):
         gate.rate_limited()
     assert gate.interval == pytest.approx(0.1 / MIN_RATE_SHARE)  # never slower than this
-    for _ in range(1000):
-        gate.succeeded()
-    assert gate.interval == pytest.approx(0.1)  # and never faster than configured
-
-
-def test_an_unpaced_gate_stays_unpaced_after_a_429() -> None:
-    gate = RequestGate(requests_per_minute=None)
+    gate = RequestGate(requests_per_minute=600)
     gate.rate_limited()
-    assert gate.interval == 0.0
+    for _ in range(20):
+        gate.succeeded()
+    # The learned pace is kept: a few successes barely move it...
+    assert gate.interval == pytest.approx(0.1 * SLOWDOWN * PROBE**20)
+    assert gate.interval > 0.1 * SLOWDOWN * 0.95
+    for _ in range(10_000):
+        gate.succeeded()
+    assert gate.interval == pytest.approx(0.1)  # ...and it never gets faster than configured
+
+
+def test_a_429_for_a_request_sent_before_the_last_slowdown_does_not_slow_again() -> None:
+    gate = RequestGate(requests_per_minute=600)
+    sent = time.monotonic()
+    assert gate.rate_limited(sent)
+    # Requests in flight when the first 429 came were sent at the old pace.
+    assert not gate.rate_limited(sent)
+    assert gate.interval == pytest.approx(0.1 * SLOWDOWN)
+    assert gate.rate_limited(time.monotonic())
+    assert gate.interval == pytest.approx(0.1 * SLOWDOWN**2)
+
+
+def test_an_unpaced_gate_starts_pacing_at_half_its_recent_success_rate() -> None:
+    gate = RequestGate(requests_per_minute=None)
+    for _ in range(10):
+        gate.succeeded()
+    observed = gate._observed_interval(time.monotonic())
+    assert gate.requests_per_minute is None
+    gate.rate_limited()
+    assert gate.interval == pytest.approx(observed * FIRST_SLOWDOWN)
+    assert gate.requests_per_minute == pytest.approx(60 / gate.interval)
+    first = gate.interval
+    for _ in range(500):
+        gate.rate_limited()
+    # Never below a tenth of the first pace (nor slower than UNPACED_SLOWEST).
+    assert gate.interval == pytest.approx(min(first / MIN_RATE_SHARE, UNPACED_SLOWEST))
 
 
 def test_few_remaining_requests_are_spread_until_the_reset() -> None:

@@ -125,14 +125,18 @@ def run_pipeline(
     *,
     faults: FaultConfig | None = None,
     check: bool = True,
+    rate_limits: RateLimits | None = None,
+    latency_ms: float = 0,
     **tuning: Any,
 ) -> PipelineRun:
-    """One full in-process run of the real graph against a fresh simulator of `dataset`."""
+    """One full in-process run of the real graph against a fresh simulator of `dataset`
+    (without rate limits unless `rate_limits` are given)."""
     folder.mkdir(parents=True, exist_ok=True)
     local = folder / "local_orders.csv"
     dataset.write_local_orders(local)
     db = folder / "recon.duckdb"
-    with serve(dataset, faults=faults, rate_limits=RateLimits.unlimited()) as simulator:
+    limits = rate_limits if rate_limits is not None else RateLimits.unlimited()
+    with serve(dataset, faults=faults, rate_limits=limits, latency_ms=latency_ms) as simulator:
         resources = simulator_resources(simulator, db, local, **tuning)
         outcome = materialize_all(runnable, resources, db_path=db)
         stats = simulator.stats

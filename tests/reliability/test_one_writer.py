@@ -65,6 +65,10 @@ def test_two_runs_started_together_both_succeed_one_after_the_other(
         results = [process.communicate(timeout=600) for process in runs]
     for process, (_, stderr) in zip(runs, results, strict=True):
         assert process.returncode == 0, stderr[-3000:]
+    # The run that waited said so, once, with what it waited for.
+    waits = [line for _, stderr in results for line in stderr.splitlines() if "waiting" in line]
+    assert len(waits) == 1, waits
+    assert waits[0].startswith("esim-recon: waiting for another esim-recon run to finish writing")
     db = tmp_path / "data" / "recon.duckdb"
     # Two complete runs, one after the other, and the same reports as a single clean run.
     assert reports(db, runs_apart=True) == clean
@@ -99,7 +103,9 @@ def test_a_second_run_that_cannot_wait_refuses_in_one_line(world, tmp_path: Path
         query = run_cli(["sql", "--csv", "SELECT count(*) AS n FROM raw.ingest_log"], tmp_path, env)
         _, first_err = first.communicate(timeout=600)
     assert second.returncode == 1
-    [line] = second.stderr.strip().splitlines()
+    [waiting, line] = second.stderr.strip().splitlines()
+    assert waiting.startswith("esim-recon: waiting for another esim-recon run")
+    assert "ESIM_RECON_LOCK_WAIT" in waiting
     assert line.startswith("esim-recon: another esim-recon run is writing")
     assert "waited 1 s" in line
     assert first.returncode == 0, first_err[-3000:]
@@ -198,3 +204,67 @@ def test_a_warehouse_step_waits_while_another_run_holds_the_pool_slot(tmp_path: 
         worker.join(timeout=120)
     assert outcome == [True]
     assert db.exists()
+
+
+class _Lines:
+    """A child's stderr lines as they come (read by a thread, so the child never blocks)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert process.stderr is not None
+        self._thread = threading.Thread(
+            target=lambda: self.lines.extend(iter(process.stderr.readline, "")), daemon=True
+        )
+        self._thread.start()
+
+    def wait_for(self, text: str, process: subprocess.Popen[str], timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            assert process.poll() is None, "".join(self.lines)[-2000:]
+            assert time.monotonic() < deadline, f"no {text!r} in {self.lines}"
+            time.sleep(0.05)
+
+    def joined(self) -> list[str]:
+        self._thread.join(timeout=30)
+        return [line.rstrip("\n") for line in self.lines]
+
+
+@pytest.mark.slow
+def test_a_run_blocked_by_an_open_duckdb_session_says_what_it_waits_for(
+    world, tmp_path: Path
+) -> None:
+    local = tmp_path / "local.csv"
+    world.write_local_orders(local)
+    db = tmp_path / "data" / "recon.duckdb"
+    db.parent.mkdir()
+    duckdb.connect(str(db)).close()
+    analyst = duckdb.connect(str(db), read_only=True)  # an analyst's session left open
+    with serve(world, rate_limits=RateLimits.unlimited()) as simulator:
+        env = cli_env(simulator, tmp_path, local_orders=local)
+        run = start_cli(["run"], tmp_path, env)
+        stderr = _Lines(run)
+        try:
+            stderr.wait_for("waiting for", run)
+        finally:
+            analyst.close()
+        run.communicate(timeout=600)
+    lines = stderr.joined()
+    assert run.returncode == 0, lines[-20:]
+    waits = [line for line in lines if "waiting" in line]
+    assert len(waits) == 1, waits
+    assert waits[0].startswith(f"esim-recon: waiting for {db}: an open DuckDB session")
+
+
+@pytest.mark.slow
+def test_a_run_held_back_by_the_rate_limit_says_so_once(world, tmp_path: Path) -> None:
+    local = tmp_path / "local.csv"
+    world.write_local_orders(local)
+    with serve(world, rate_limits=RateLimits.unlimited()) as simulator:
+        # 30 requests a minute: one every 2 s, so the second sync already waits.
+        env = cli_env(simulator, tmp_path, local_orders=local, ESIMTRADE_REQUESTS_PER_MINUTE="30")
+        result = run_cli(["run", "--budget", "4"], tmp_path, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    waits = [line for line in result.stderr.splitlines() if "waiting" in line]
+    assert len(waits) == 1, waits
+    assert waits[0].startswith("esim-recon: waiting for eSIMTrade's rate limit")
+    assert "30 requests/min (ESIMTRADE_REQUESTS_PER_MINUTE)" in waits[0]

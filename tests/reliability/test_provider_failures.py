@@ -1,9 +1,10 @@
 """A request that outlasts its retries is a `sync_failed` finding and the run goes on; a provider
-that is down fails its own assets with one line naming it, and the other provider's results and
-the reports still stand."""
+whose order list cannot be loaded, even with the list's patience, leaves its previous complete
+load in force, says so in one line, and the rest of the run completes."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from pipelines.simulator import (
     FaultConfig,
     FaultKind,
     RateLimits,
+    RunningSimulator,
     generate_dataset,
     serve,
 )
@@ -30,7 +32,7 @@ from tests.pipeline.helpers import (
     simulator_resources,
     truth_findings,
 )
-from tests.reliability._support import cli_env, count, run_cli
+from tests.reliability._support import cli_env, count, reports, run_cli
 
 ATTEMPTS = 3
 
@@ -95,43 +97,93 @@ def _esimtrade_only(found: set[tuple[str, str, str, str]]) -> set[tuple[str, str
     return {finding for finding in found if finding[0] == "esimtrade"}
 
 
+def _pressone_down_resource(healthy: RunningSimulator, url: str) -> PressOneResource:
+    env = healthy.env()
+    return PressOneResource(
+        base_url=url,
+        client_id=env["PRESSONE_CLIENT_ID"],
+        client_secret=env["PRESSONE_CLIENT_SECRET"],
+        **(FAST_RETRY | {"retry_attempts": ATTEMPTS}),
+    )
+
+
 @pytest.mark.parametrize("how", ["closed_port", "all_503"])
-def test_a_provider_that_is_down_fails_its_assets_and_the_rest_stands(
+def test_a_list_that_cannot_be_loaded_keeps_the_previous_load_and_the_run_completes(
     world: Dataset, tmp_path: Path, how: str
 ) -> None:
     local = tmp_path / "local.csv"
     world.write_local_orders(local)
     db = tmp_path / "recon.duckdb"
-    with (
-        serve(world, rate_limits=RateLimits.unlimited()) as healthy,
-        _pressone_down(how, world) as pressone_url,
-    ):
+    with serve(world, rate_limits=RateLimits.unlimited()) as healthy:
         resources = simulator_resources(healthy, db, local, retry_attempts=ATTEMPTS)
-        env = healthy.env()
-        resources["pressone"] = PressOneResource(
-            base_url=pressone_url,
-            client_id=env["PRESSONE_CLIENT_ID"],
-            client_secret=env["PRESSONE_CLIENT_SECRET"],
-            **(FAST_RETRY | {"retry_attempts": ATTEMPTS}),
+        first = materialize_all(runnable, resources, db_path=db)
+        assert first.success and first.lists_not_loaded == []
+        before = reports(db, runs_apart=True)
+        with _pressone_down(how, world) as pressone_url:
+            resources["pressone"] = _pressone_down_resource(healthy, pressone_url)
+            outcome = materialize_all(runnable, resources, db_path=db)
+
+    # The run completed, in one go, and said what it could not do in one line.
+    assert outcome.success, outcome.failures
+    assert outcome.continued_by is None and outcome.failed_checks == []
+    [line] = outcome.lists_not_loaded
+    assert line.startswith("pressone order list not loaded this run (the complete load of "), line
+    assert "stays in force" in line and "\n" not in line
+    assert {"pressone_orders", "pressone_usage", "reconciliation", "report_exports"} <= set(
+        outcome.materialized
+    )
+    # The previous complete load stands: the reports are the first run's, to the row.
+    assert reports(db, runs_apart=True) == before
+    logged = dict(
+        query(
+            db,
+            "SELECT asset, status FROM raw.ingest_log WHERE run_id = ? AND provider = 'pressone'",
+            [outcome.run_id],
+        )
+    )
+    assert logged == {"pressone_orders": "failed", "pressone_usage": "skipped"}
+    # Only complete loads count: the failed one is never the list.
+    assert (
+        count(
+            db,
+            "SELECT count(DISTINCT run_id) FROM raw.ingest_log "
+            "WHERE asset = 'pressone_orders' AND status = 'complete'",
+        )
+        == 1
+    )
+    expected_attempts = (
+        PressOneResource(base_url="-", **(FAST_RETRY | {"retry_attempts": ATTEMPTS}))
+        .retry_policy()
+        .for_lists()
+        .max_attempts
+    )
+    [(detail,)] = query(
+        db,
+        "SELECT detail FROM raw.ingest_log WHERE run_id = ? AND asset = 'pressone_orders'",
+        [outcome.run_id],
+    )
+    # The list (its token request first) got the list's patience, not a sync's.
+    assert detail.startswith("pressone POST /customer/v2/token: ")
+    assert f"after {expected_attempts} attempts" in detail
+    assert expected_attempts > ATTEMPTS
+
+
+def test_a_provider_never_loaded_stays_unchecked_and_the_run_completes(
+    world: Dataset, tmp_path: Path
+) -> None:
+    local = tmp_path / "local.csv"
+    world.write_local_orders(local)
+    db = tmp_path / "recon.duckdb"
+    with serve(world, rate_limits=RateLimits.unlimited()) as healthy:
+        resources = simulator_resources(healthy, db, local, retry_attempts=ATTEMPTS)
+        resources["pressone"] = _pressone_down_resource(
+            healthy, f"http://127.0.0.1:{closed_port()}/pressone"
         )
         outcome = materialize_all(runnable, resources, db_path=db)
 
-    assert not outcome.success
-    [failure] = outcome.failures
-    assert failure.startswith("pressone_orders: pressone could not be reached")
-    assert "\n" not in failure
-    # The models and reports were rebuilt in a second run from what was ingested.
-    assert outcome.continued_by is not None
-    assert {"esimtrade_orders", "esimtrade_order_syncs", "local_orders"} <= set(
-        outcome.materialized
-    )
-    assert {"reconciliation", "discrepancies", "usage", "report_exports"} <= set(
-        outcome.materialized
-    )
-    assert "pressone_orders" not in outcome.materialized
-    assert "pressone_usage" not in outcome.materialized
-    assert outcome.failed_checks == []
-
+    assert outcome.success, outcome.failures
+    [line] = outcome.lists_not_loaded
+    assert "(no complete load yet, so its orders stay unchecked;" in line
     # eSIMTrade is reconciled exactly as in a healthy run; PressOne was never ingested, so its
     # local rows are not judged.
     assert _esimtrade_only(findings(db)) == _esimtrade_only(truth_findings(world.ground_truth()))
@@ -142,21 +194,12 @@ def test_a_provider_that_is_down_fails_its_assets_and_the_rest_stands(
             "WHERE provider = 'pressone' GROUP BY ALL",
         )
     )
-    assert set(verdicts) == {"not_checked"}
-    assert verdicts["not_checked"] == sum(row.provider == "pressone" for row in world.local_rows)
-    assert (
-        count(
-            db,
-            "SELECT count(*) FROM raw.ingest_log WHERE asset = 'pressone_orders' "
-            "AND status = 'failed' AND detail LIKE 'pressone POST /customer/v2/token: %'",
-        )
-        == 1
-    )
+    assert verdicts == {"not_checked": sum(row.provider == "pressone" for row in world.local_rows)}
     assert (tmp_path / "exports" / "reconciliation.csv").is_file()
 
 
 @pytest.mark.slow
-def test_the_cli_names_the_provider_that_is_down_in_one_line(
+def test_the_cli_says_in_one_line_which_list_was_not_loaded_and_exits_3(
     world: Dataset, tmp_path: Path
 ) -> None:
     local = tmp_path / "local.csv"
@@ -170,10 +213,9 @@ def test_the_cli_names_the_provider_that_is_down_in_one_line(
             ESIM_RECON_RETRY_ATTEMPTS=str(ATTEMPTS),
         )
         result = run_cli(["run"], tmp_path, env)
-        assert result.returncode == 1, result.stderr[-2000:]
-        # The reason is the last line (Dagster's own log of the failed step may come before).
+        assert result.returncode == 3, result.stderr[-2000:]
         line = result.stderr.strip().splitlines()[-1]
-        assert line.startswith("esim-recon: run ") and "pressone could not be reached" in line
+        assert line.startswith("esim-recon: pressone order list not loaded this run"), line
         assert "connection failed" in line
         # The reports stand, with eSIMTrade's findings.
         answer = run_cli(
@@ -185,6 +227,35 @@ def test_the_cli_names_the_provider_that_is_down_in_one_line(
             tmp_path,
             env,
         )
+        report = run_cli(["status", "--json"], tmp_path, env)
+        shown = run_cli(["status"], tmp_path, env)
     assert answer.returncode == 0, answer.stderr
     expected = _esimtrade_only(truth_findings(world.ground_truth()))
     assert answer.stdout.splitlines()[1] == str(len(expected))
+
+    # The on-call view: the run that lost a provider is a failure with its reason, even though
+    # the rebuild of the reports after it succeeded.
+    assert report.returncode == 0, report.stderr
+    last = json.loads(report.stdout)["last_run"]
+    assert last["status"] == "failure"
+    assert last["run_id"].startswith(line.split()[2])
+    assert last["continued_by"]
+    assert any("pressone could not be reached" in failure for failure in last["failures"])
+    assert shown.returncode == 0, shown.stderr
+    headline = next(row for row in shown.stdout.splitlines() if row.startswith("Last run:"))
+    assert "failure" in headline and "success" not in headline
+    assert "failed: pressone_orders: pressone could not be reached" in shown.stdout
+
+
+def test_a_base_url_without_its_api_path_is_named_as_such(world: Dataset, tmp_path: Path) -> None:
+    local = tmp_path / "local.csv"
+    world.write_local_orders(local)
+    with serve(world, rate_limits=RateLimits.unlimited()) as simulator:
+        env = cli_env(simulator, tmp_path, local_orders=local, ESIM_RECON_RETRY_ATTEMPTS="2")
+        env["ESIMTRADE_BASE_URL"] = env["ESIMTRADE_BASE_URL"].removesuffix("/api/v1")
+        result = run_cli(["run", "--select", "esimtrade_orders"], tmp_path, env)
+    assert result.returncode == 1, result.stderr[-2000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert "esimtrade answered HTTP 404, the endpoint was not found" in line
+    assert "ESIMTRADE_BASE_URL" in line and "/api/v1" in line
+    assert "could not be reached" not in line

@@ -17,7 +17,7 @@ from pipelines.simulator import (
     generate_dataset,
     serve,
 )
-from pipelines.simulator.faults import TRANSPORT_KINDS, FaultEngine, request_key
+from pipelines.simulator.faults import TRANSPORT_KINDS, FaultEngine, Limit, request_key
 
 from ._support import ET_HEADERS, TOKEN_FORM, Walker, plain, token
 
@@ -276,6 +276,47 @@ def test_a_faulty_run_reads_the_same_data_as_a_clean_run():
         if p["discrepancy_type"] == "sync_failed" and p["provider"] == "esimtrade"
     }
     assert failed_syncs == planted
+
+
+def test_faults_limited_to_some_endpoints_leave_the_others_alone(dataset):
+    faults = FaultConfig(
+        rates={FaultKind.HTTP_503: 1.0},
+        max_consecutive=5,
+        endpoints=frozenset({"esimtrade.list"}),
+    )
+    with (
+        serve(dataset, rate_limits=RateLimits.unlimited(), faults=faults) as sim,
+        httpx.Client() as client,
+    ):
+        statuses = [_list(sim, client, page=1).status_code for _ in range(7)]
+        order_no = dataset.esimtrade[0].order_no
+        sync = client.get(
+            sim.esimtrade_base_url + "/portal/orders",
+            params={"orderno": order_no},
+            headers=ET_HEADERS,
+        )
+    # Five faults in a row at most, then the answer; the sync endpoint never faulted.
+    assert statuses == [503] * 5 + [200, 503]
+    assert sync.status_code == 200
+    assert sim.stats.faults[FaultKind.HTTP_503] == 6
+
+
+def test_usage_limited_to_one_request_per_sim_per_fifteen_minutes(dataset):
+    limits = RateLimits(None, None, Limit(1, 900.0), None)
+    iccids = [i for i, record in dataset.pressone_usage.items() if not record.poisoned][:2]
+    with serve(dataset, rate_limits=limits) as sim, httpx.Client() as client:
+        bearer = {"Authorization": f"Bearer {token(client, sim)}"}
+        url = sim.pressone_base_url + "/customer/v2/sims/{}/usage"
+        first = client.get(url.format(iccids[0]), headers=bearer)
+        again = client.get(url.format(iccids[0]), headers=bearer)
+        other = client.get(url.format(iccids[1]), headers=bearer)
+    assert first.status_code == 200 and other.status_code == 200
+    assert again.status_code == 429
+    assert again.json() == {"message": "Too Many Attempts."}
+    # Laravel's throttle: wait the rest of the 15 minutes, nothing left until the reset.
+    assert 890 <= int(again.headers["Retry-After"]) <= 900
+    assert again.headers["X-RateLimit-Limit"] == "1"
+    assert again.headers["X-RateLimit-Remaining"] == "0"
 
 
 # --- spoiled answers --------------------------------------------------------------------------
