@@ -6,8 +6,8 @@
 Freshness of the provider feeds is not a check here: the four provider ingestion assets carry a
 `FreshnessPolicy` (see `assets.raw.FEED_FRESHNESS`), evaluated by Dagster's freshness daemon.
 
-Every report relation (`reports.*`) also carries the checks generated from its SQL header
-(`unique_key`, `accepted_states`) and the contract checks in `assets.models`.
+Every report relation (`reports.*`) also carries the dbt tests declared beside its model
+(`sql/models/reports/_reports.yml`, `sql/tests/`), which dagster-dbt turns into asset checks.
 """
 
 from __future__ import annotations

@@ -1,35 +1,99 @@
-"""One Dagster asset per seed and per SQL model under `sql/`, generated from the files.
+"""The SQL layer as Dagster assets: the dbt project in `sql/`, loaded by dagster-dbt.
 
-Asset key = file stem; dependencies come from the SQL (see `pipelines.models`). Groups as the UI
-shows them: `models` (seeds, staging, reconciliation) and `reports`; the layer folder is the tag
-`layer`. Each materialization (re)builds one relation through `pipelines.models.build`.
-Asset checks are generated from the model headers (`unique_key`, `state_columns`) plus two
-contract checks: reconciliation coverage and the discrepancy codes.
+One `@dbt_assets` definition covers every seed and model; a run builds the selected part of the
+graph in ONE step (`dbt build`: seeds, models, then their tests). Each seed and model keeps its
+own asset key (its name: `reconciliation`, `stg_local_orders`, ...), description, owners and
+group (`models`, `reports`, from the project's `meta.dagster`); a model reading `raw.<table>`
+depends on the ingestion asset that writes it. dbt tests are the assets' checks.
+
+The step holds the `duckdb` pool's single slot (one writer, see dagster.yaml); dbt runs as a
+subprocess against the warehouse resource's file, passed as ESIM_RECON_DB (sql/profiles.yml).
+After dbt has finished, the materializations get their row counts and, for the findings, the
+counts per type and severity an on-call engineer looks at first.
 """
 
+import contextlib
+import io
+import sys
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
+from dagster import AssetExecutionContext
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dbt.version import __version__ as dbt_core_version
+from packaging import version
 
 from assets._metadata import markdown_table
-from pipelines.models import (
-    DISCREPANCY_TYPES,
-    SEVERITIES,
-    Model,
-    Seed,
-    build,
-    project,
-)
 from pipelines.money import HEADLINE, MoneyLine, headline, money_lines, summary_json
 from pipelines.resources import WarehouseResource
+from pipelines.sql_project import (
+    DB_ENV,
+    SEVERITIES,
+    SQL_DIR,
+    dbt_executable,
+    discrepancy_codes,
+    environment,
+    manifest_path,
+)
 
 _PREVIEW_ROWS = 10
 # Every step that opens the warehouse (read-write) takes the pool's single slot (dagster.yaml).
 POOL = "duckdb"
+DBT_STEP = "sql_models"
+
+# Raw tables are written by ingestion assets named like the table, with two exceptions: the
+# rejected local rows come from the `local_orders` asset, and `raw.ingest_log` is written by
+# every ingestion asset (bookkeeping, not an asset of its own, so no dependency); so is
+# `raw.provider_quarantine` (every provider asset may write it).
+RAW_TABLE_ASSETS: Mapping[str, str | None] = {
+    "local_orders_rejected": "local_orders",
+    "ingest_log": None,
+    "provider_quarantine": None,
+}
+_NO_ASSET = dg.AssetKey(["raw", "ingest_log"])
+
+
+class SqlTranslator(DagsterDbtTranslator):
+    """dbt node -> Dagster asset: keys are plain names, raw sources are the ingestion assets."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        name = dbt_resource_props["name"]
+        if dbt_resource_props["resource_type"] == "source":
+            asset = RAW_TABLE_ASSETS.get(name, name)
+            return _NO_ASSET if asset is None else dg.AssetKey(asset)
+        return dg.AssetKey(name)
+
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        schema = dbt_resource_props.get("schema")
+        name = dbt_resource_props.get("alias") or dbt_resource_props["name"]
+        return {"relation": f"{schema}.{name}"}
+
+    def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
+        kind = dbt_resource_props["resource_type"]
+        layer = "seeds" if kind == "seed" else str(dbt_resource_props.get("schema") or kind)
+        return {"layer": layer}
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if any(dep.asset_key == _NO_ASSET for dep in spec.deps):
+            spec = spec.replace_attributes(
+                deps=[dep for dep in spec.deps if dep.asset_key != _NO_ASSET]
+            )
+        return spec
+
+
+sql_project = DbtProject(project_dir=SQL_DIR, profiles_dir=SQL_DIR)
+translator = SqlTranslator()
 
 
 def _discrepancy_metadata(con: duckdb.DuckDBPyConnection, relation: str) -> dict:
+    codes = discrepancy_codes()
     by_type = dict(
         con.execute(f"select discrepancy_type, count(*) from {relation} group by all").fetchall()
     )
@@ -57,9 +121,9 @@ def _discrepancy_metadata(con: duckdb.DuckDBPyConnection, relation: str) -> dict
         {"rows": _PREVIEW_ROWS},
     ).fetchall()
     return {
-        "by_type": dg.MetadataValue.json({t: by_type.get(t, 0) for t in DISCREPANCY_TYPES}),
+        "by_type": dg.MetadataValue.json({t: by_type.get(t, 0) for t in codes}),
         "by_severity": dg.MetadataValue.json({s: by_severity.get(s, 0) for s in SEVERITIES}),
-        **{f"type/{t}": dg.MetadataValue.int(by_type.get(t, 0)) for t in DISCREPANCY_TYPES},
+        **{f"type/{t}": dg.MetadataValue.int(by_type.get(t, 0)) for t in codes},
         **{f"severity/{s}": dg.MetadataValue.int(by_severity.get(s, 0)) for s in SEVERITIES},
         **_money_metadata(money_lines(con, relation)),
         "preview": dg.MetadataValue.md(
@@ -126,194 +190,98 @@ _EXTRA_METADATA = {
 }
 
 
-def _group(layer: str) -> str:
-    return "reports" if layer == "reports" else "models"
+def _table_relations(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {
+        f"{schema}.{name}"
+        for schema, name in con.execute(
+            "select schema_name, table_name from duckdb_tables()"
+        ).fetchall()
+    }
 
 
-def _node_asset(node: Seed | Model) -> dg.AssetsDefinition:
-    if isinstance(node, Seed):
-        deps: list[dg.AssetKey] = []
-        layer = "seeds"
-        kinds = {"duckdb", "csv"}
-        description = (
-            f"Reference data from sql/seeds/{node.path.name}, loaded into {node.relation}."
-        )
-    else:
-        deps = [dg.AssetKey(name) for name in sorted(node.upstream_assets)]
-        layer = node.layer
-        kinds = {"duckdb", "sql"}
-        description = node.description
+def _relation_of(assets_def: dg.AssetsDefinition, output_name: str) -> str | None:
+    key = assets_def.keys_by_output_name[output_name]
+    value = assets_def.specs_by_key[key].metadata.get("relation")
+    return str(getattr(value, "value", value)) if value is not None else None
 
-    @dg.asset(
-        key=dg.AssetKey(node.name),
-        deps=deps,
-        group_name=_group(layer),
-        kinds=kinds,
-        description=description,
-        owners=["team:data"],
-        tags={"layer": layer},
-        metadata={"relation": node.relation},
-        pool=POOL,
-    )
-    def _materialize(warehouse: WarehouseResource) -> dg.MaterializeResult:
+
+def _with_metadata(
+    events: list[Any], assets_def: dg.AssetsDefinition, warehouse: WarehouseResource
+) -> Iterator[Any]:
+    """The dbt events, materializations enriched from the warehouse (read once dbt is done)."""
+    outputs = [event for event in events if isinstance(event, dg.Output)]
+    extra: dict[int, dict] = {}
+    if outputs:
         with warehouse.connect() as con:
-            results = build(con, [node.name])  # stamped with the time of the build
-            result = next(r for r in results if r.name == node.name)
-            metadata: dict = {
-                "dagster/row_count": dg.MetadataValue.int(result.rows),
-                "relation": dg.MetadataValue.text(result.relation),
-                "materialized": dg.MetadataValue.text(result.kind),
-            }
-            extra = _EXTRA_METADATA.get(node.name)
-            if extra is not None:
-                metadata.update(extra(con, result.relation))
-        return dg.MaterializeResult(metadata=metadata)
-
-    return _materialize
-
-
-def _check(
-    asset: str,
-    name: str,
-    description: str,
-    sql: str,
-    failure: str,
-    params: dict | None = None,
-) -> dg.AssetChecksDefinition:
-    """A check passing when `sql`, `params` bound, returns no rows; failing rows go to metadata."""
-
-    @dg.asset_check(
-        asset=dg.AssetKey(asset),
-        name=name,
-        description=description,
-        pool=POOL,
-    )
-    def _run(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        with warehouse.connect() as con:
-            cursor = con.execute(f"select * from ({sql}) limit 21", params or {})
-            columns = [c[0] for c in cursor.description]
-            rows = cursor.fetchall()
-        passed = not rows
-        metadata = {"failing_examples": dg.MetadataValue.md(markdown_table(columns, rows[:20]))}
-        return dg.AssetCheckResult(
-            passed=passed,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=None if passed else failure,
-            metadata={} if passed else metadata,
-        )
-
-    return _run
+            tables = _table_relations(con)
+            for event in outputs:
+                relation = _relation_of(assets_def, event.output_name)
+                if relation not in tables:
+                    continue  # a view: counting it would run it
+                row = con.execute(f"select count(*) from {relation}").fetchone()
+                metadata: dict = {
+                    "dagster/row_count": dg.MetadataValue.int(int(row[0]) if row else 0)
+                }
+                name = relation.split(".", 1)[1]
+                if name in _EXTRA_METADATA:
+                    metadata.update(_EXTRA_METADATA[name](con, relation))
+                extra[id(event)] = metadata
+    for event in events:
+        if isinstance(event, dg.Output) and id(event) in extra:
+            yield event.with_metadata({**event.metadata, **extra[id(event)]})
+        else:
+            yield event
 
 
-def _model_checks(model: Model) -> list[dg.AssetChecksDefinition]:
-    checks = []
-    if model.unique_key:
-        keys = ", ".join(model.unique_key)
-        checks.append(
-            _check(
-                model.name,
-                "unique_key",
-                f"({keys}) is unique in {model.relation}.",
-                f"select {keys}, count(*) as copies from {model.relation} "
-                "group by all having count(*) > 1",
-                f"duplicate ({keys}) in {model.relation}",
-            )
-        )
-    if model.state_columns:
-        columns = ", ".join(model.state_columns)
-        checks.append(
-            _check(
-                model.name,
-                "accepted_states",
-                f"{columns} hold only canonical states (seeds.canonical_states).",
-                # UNPIVOT names each value's column and leaves out the nulls.
-                f"select column_name, state, count(*) as rows from (unpivot (select {columns} "
-                f"from {model.relation}) on {columns} into name column_name value state) "
-                "where state not in (select state from seeds.canonical_states) group by all",
-                f"values outside the canonical states in {model.relation}",
-            )
-        )
-    return checks
+def _dbt_cli() -> DbtCliResource:
+    resource = DbtCliResource(project_dir=sql_project, dbt_executable=dbt_executable())
+    # dagster-dbt learns the CLI's version by running `dbt --version` once per resource (3 s of
+    # CPU on this machine, every run); the executable is the dbt-core of this environment, so
+    # its version is known in-process.
+    if Path(resource.dbt_executable).parent == Path(sys.executable).parent:
+        resource.__dict__["_cli_version"] = version.parse(dbt_core_version)
+    return resource
 
 
-_COVERAGE_SQL = """
-with
-local_rows as (select line_no from staging.stg_local_orders),
-provider_esims as (select provider, order_no, esim_key from reconciliation.int_provider_esims),
-report_local as (
-    select local_line_no, count(*) as copies
-    from reports.reconciliation where local_line_no is not null group by local_line_no
-),
-report_provider as (
-    select provider, order_no, provider_esim_key, count(*) as copies
-    from reports.reconciliation where provider_esim_key is not null group by all
+@dbt_assets(
+    manifest=manifest_path(),
+    project=sql_project,
+    dagster_dbt_translator=translator,
+    name=DBT_STEP,
+    pool=POOL,
 )
-select 'local row' as side, cast(local_rows.line_no as varchar) as item,
-       coalesce(report_local.copies, 0) as copies
-from local_rows left join report_local on report_local.local_line_no = local_rows.line_no
-where coalesce(report_local.copies, 0) <> 1
-union all
-select 'local row (unknown)', cast(report_local.local_line_no as varchar), report_local.copies
-from report_local left join local_rows on local_rows.line_no = report_local.local_line_no
-where local_rows.line_no is null
-union all
-select 'provider eSIM', provider_esims.provider || ':' || provider_esims.order_no || ':'
-       || provider_esims.esim_key, coalesce(report_provider.copies, 0)
-from provider_esims left join report_provider
-    on report_provider.provider = provider_esims.provider
-    and report_provider.order_no = provider_esims.order_no
-    and report_provider.provider_esim_key = provider_esims.esim_key
-where coalesce(report_provider.copies, 0) <> 1
-union all
-select 'provider eSIM (unknown)', report_provider.provider || ':' || report_provider.order_no
-       || ':' || report_provider.provider_esim_key, report_provider.copies
-from report_provider left join provider_esims
-    on provider_esims.provider = report_provider.provider
-    and provider_esims.order_no = report_provider.order_no
-    and provider_esims.esim_key = report_provider.provider_esim_key
-where provider_esims.esim_key is null
-"""
-
-
-def _contract_checks() -> list[dg.AssetChecksDefinition]:
-    checks = [
-        _check(
-            "reconciliation",
-            "coverage",
-            "Every latest local row and every provider eSIM appears exactly once in "
-            "reports.reconciliation.",
-            _COVERAGE_SQL,
-            "rows missing from, repeated in or unknown to reports.reconciliation",
+def sql_models(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
+    """`dbt build` of the selected seeds and models, with their tests, in one step."""
+    with warehouse.connect():
+        pass  # the file exists and has its raw schema, even before any ingestion ran
+    database = str(Path(warehouse.database).resolve())
+    dbt = _dbt_cli()
+    with environment({DB_ENV: database}):
+        invocation = dbt.cli(
+            ["build"],
+            context=context,
+            raise_on_error=False,
+            target_path=Path("target") / "build",
         )
-    ]
-    for asset in ("discrepancies", "discrepancy_history"):
-        checks.append(
-            _check(
-                asset,
-                "discrepancy_codes",
-                "discrepancy_type holds only the contract's twelve codes; severity is "
-                "critical or warning.",
-                f"select discrepancy_type, severity, count(*) as rows from reports.{asset} "
-                "where not list_contains($codes, discrepancy_type) "
-                "or not list_contains($severities, severity) group by all",
-                f"unknown discrepancy codes or severities in reports.{asset}",
-                {"codes": list(DISCREPANCY_TYPES), "severities": list(SEVERITIES)},
-            )
+        # dagster-dbt echoes every dbt log line to stdout; the CLI prints its own summary, so
+        # the lines go to the run's event log (the Dagster UI) in one message instead.
+        with contextlib.redirect_stdout(io.StringIO()) as dbt_log:
+            events = list(invocation.stream())
+    context.log.debug(dbt_log.getvalue())
+    yield from _with_metadata(events, context.assets_def, warehouse)
+    if not invocation.is_successful():
+        failed = [
+            f"{item['unique_id'].split('.')[-1]}: {(item.get('message') or item['status']).strip()}"
+            for item in invocation.get_artifact("run_results.json").get("results", [])
+            if item.get("status") in ("error", "fail")
+        ]
+        raise dg.Failure(
+            description="dbt build failed: " + ("; ".join(failed) or "see the dbt log"),
         )
-    return checks
 
 
-def _build_definitions() -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
-    proj = project()
-    assets = [_node_asset(proj.node(name)) for name in proj.order]
-    checks: list[dg.AssetChecksDefinition] = []
-    for name in proj.order:
-        if name in proj.models:
-            checks.extend(_model_checks(proj.models[name]))
-    checks.extend(_contract_checks())
-    return assets, checks
+model_assets = [sql_models]
+# dbt tests are checks of `sql_models` itself (dagster-dbt turns each into an asset check).
+model_checks: list[dg.AssetChecksDefinition] = []
 
-
-model_assets, model_checks = _build_definitions()
-
-__all__ = ["model_assets", "model_checks"]
+__all__ = ["DBT_STEP", "POOL", "model_assets", "model_checks", "sql_models", "translator"]

@@ -26,7 +26,6 @@ from assets.partitions import ListWindow, esimtrade_created_minute, list_partiti
 from pipelines import progress
 from pipelines.local_orders import LocalOrdersError, read_local_orders
 from pipelines.local_orders_db import LocalOrdersQuery, duplicate_rows, is_database_url
-from pipelines.models import build as build_models
 from pipelines.providers import (
     AuthError,
     BatchStream,
@@ -51,6 +50,7 @@ from pipelines.runner import LIST_NOT_LOADED
 from pipelines.warehouse import append_rows
 
 PLANNING_DIR = Path(__file__).resolve().parents[1] / "sql" / "planning"
+SEEDS_DIR = PLANNING_DIR.parent / "seeds"
 INGEST_GROUP = "ingest"
 POOL = "duckdb"
 _COMMON = {"group_name": INGEST_GROUP, "pool": POOL, "owners": ["team:data"]}
@@ -112,9 +112,13 @@ class _Outcome(Protocol):
 def _plan(warehouse: WarehouseResource, name: str, *, full: bool) -> pl.DataFrame:
     """Run a planning query from sql/planning: SQL decides what to fetch."""
     with warehouse.connect() as con:
-        build_models(con, ["canonical_status_map", "canonical_states"])
         sql = (PLANNING_DIR / f"{name}.sql").read_text(encoding="utf-8")
-        result = pl.from_arrow(con.sql(sql, params={"full": full}).to_arrow_table())
+        params = {
+            "full": full,
+            "canonical_status_map_csv": str(SEEDS_DIR / "canonical_status_map.csv"),
+            "canonical_states_csv": str(SEEDS_DIR / "canonical_states.csv"),
+        }
+        result = pl.from_arrow(con.sql(sql, params=params).to_arrow_table())
     assert isinstance(result, pl.DataFrame)
     return result
 

@@ -6,9 +6,9 @@ For each size, one child process generates the raw tables into a DuckDB file (se
 `bench._models_data`); then each measured thing runs in a fresh child process, whose wall time
 and peak RSS (os.wait4) are recorded:
 
-- project: every seed and model built the way the Dagster assets build them, one asset at a
-  time, each through its own `WarehouseResource.connect()` and `pipelines.models.build`, on a
-  fresh copy of the generated file;
+- project: the Dagster step that builds the dbt project (`assets.models.sql_models`: one
+  `dbt build` of every seed, model and test, through dagster-dbt), materialized in-process on
+  a fresh copy of the generated file;
 - bare: one DuckDB full-outer-join statement classifying the same row-level findings;
 - datacompy: `PolarsCompare` of the same two tables, in its own environment (see
   `bench/datacompy.txt`, installed into
@@ -74,22 +74,20 @@ def _child_generate(db: Path, rows: int) -> None:
 
 
 def _child_project(db: Path) -> None:
-    from pipelines.models import build, project
+    import dagster as dg
+
+    from assets.models import sql_models
     from pipelines.resources import WarehouseResource
 
     resource = WarehouseResource(database=str(db))
-    proj = project()
-    per_model: dict[str, float] = {}
     started = time.perf_counter()
-    for name in proj.order:
-        model_started = time.perf_counter()
-        try:
-            with resource.connect() as con:
-                build(con, [name])
-        except Exception as exc:
-            raise RuntimeError(f"building {name} failed") from exc
-        per_model[name] = time.perf_counter() - model_started
+    # The Dagster step as a run executes it: one `dbt build` (seeds, models, tests) through
+    # dagster-dbt, then the row counts and findings metadata.
+    result = dg.materialize([sql_models], resources={"warehouse": resource})
     work = time.perf_counter() - started
+    if not result.success:
+        raise RuntimeError("the dbt build step failed")
+    failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
     with resource.connect() as con:
         findings = dict(
             con.execute(
@@ -100,7 +98,7 @@ def _child_project(db: Path) -> None:
     emit(
         {
             "work_s": work,
-            "per_model_s": per_model,
+            "failed_checks": failed,
             "findings": findings,
             "reconciliation_rows": rows[0] if rows else 0,
         }

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.models import report_dictionary_markdown
+from pipelines.report_dictionary import readme_section
 from pipelines.settings import Settings
 from tests.demo_world import build_demo_db
 
@@ -35,7 +35,8 @@ def analyst_queries() -> list[str]:
 
 
 def test_readme_report_dictionary_matches_the_models() -> None:
-    assert report_dictionary_markdown().strip() in _readme()
+    # Stale after a change to a report model's docs: `python -m pipelines.report_dictionary --write`
+    assert readme_section().strip() in _readme()
 
 
 def test_every_setting_is_documented() -> None:

@@ -8,6 +8,22 @@
 -- budget) leaves the tail, and the next run starts with what it never reached.
 with
 
+-- The vocabularies come straight from the dbt project's seed files (paths bound by the caller),
+-- so planning works before the SQL layer was ever built.
+canonical_status_map as (
+    select
+        trim(provider) as provider,
+        trim(vocabulary) as vocabulary,
+        trim(raw_value) as raw_value,
+        trim(canonical_state) as canonical_state
+    from read_csv($canonical_status_map_csv, header = true, all_varchar = true)
+),
+
+canonical_states as (
+    select trim(state) as state, cast(trim(is_terminal) as boolean) as is_terminal
+    from read_csv($canonical_states_csv, header = true, all_varchar = true)
+),
+
 local_load as (
     select run_id
     from raw.ingest_log
@@ -59,11 +75,11 @@ last_attempt as (
         count(distinct status_map.canonical_state) as state_count,
         any_value(status_map.canonical_state) as synced_state
     from attempts
-    left join seeds.canonical_status_map as status_map
+    left join canonical_status_map as status_map
         on status_map.provider = 'esimtrade'
         and status_map.vocabulary = 'esim_status'
         and status_map.raw_value = upper(attempts.esim_status)
-    left join seeds.canonical_states as states
+    left join canonical_states as states
         on states.state = status_map.canonical_state
     where attempts.fetched_at = attempts.last_attempt_at
     group by attempts.order_no
@@ -83,7 +99,7 @@ planned as (
     from candidates
     left join last_attempt using (order_no)
     left join listed using (order_no)
-    left join seeds.canonical_status_map as listed_map
+    left join canonical_status_map as listed_map
         on listed_map.provider = 'esimtrade'
         and listed_map.vocabulary = 'esim_status'
         and listed_map.raw_value = listed.listed_status

@@ -7,6 +7,22 @@
 -- for its newest order.
 with
 
+-- The vocabularies come straight from the dbt project's seed files (paths bound by the caller),
+-- so planning works before the SQL layer was ever built.
+canonical_status_map as (
+    select
+        trim(provider) as provider,
+        trim(vocabulary) as vocabulary,
+        trim(raw_value) as raw_value,
+        trim(canonical_state) as canonical_state
+    from read_csv($canonical_status_map_csv, header = true, all_varchar = true)
+),
+
+canonical_states as (
+    select trim(state) as state, cast(trim(is_terminal) as boolean) as is_terminal
+    from read_csv($canonical_states_csv, header = true, all_varchar = true)
+),
+
 latest_orders as (
     select order_id, order_code, order_type, order_status, iccid, created_at, fetched_at
     from raw.pressone_orders
@@ -51,11 +67,11 @@ planned as (
         ) as settled
     from sims
     left join attempts using (iccid)
-    left join seeds.canonical_status_map as status_map
+    left join canonical_status_map as status_map
         on status_map.provider = 'pressone'
         and status_map.vocabulary = 'usage_status'
         and status_map.raw_value = upper(attempts.last_status)
-    left join seeds.canonical_states as states
+    left join canonical_states as states
         on states.state = status_map.canonical_state
 )
 

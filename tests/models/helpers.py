@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipelines.models import build
+from pipelines import sql_project
 from pipelines.warehouse import Warehouse, append_frames, table_schema
 
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
@@ -155,8 +155,37 @@ class RawLayer:
     )
 
 
+def database_path(con: duckdb.DuckDBPyConnection) -> str:
+    row = con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone()
+    assert row and row[0], "the connection is not to a database file"
+    return str(row[0])
+
+
+def build(
+    con: duckdb.DuckDBPyConnection,
+    select: str | list[str] | None = None,
+    *,
+    run_at: datetime | None = None,
+    environ: dict[str, str] | None = None,
+    full_refresh: bool = False,
+    with_tests: bool = True,
+) -> sql_project.BuildOutcome:
+    """`dbt build` of the project on the file `con` is connected to (`con` stays open)."""
+    return sql_project.build(
+        database_path(con),
+        select,
+        run_at=run_at,
+        environ=environ,
+        full_refresh=full_refresh,
+        with_tests=with_tests,
+    )
+
+
 def build_all(con: duckdb.DuckDBPyConnection, at: datetime = T0) -> None:
-    build(con, run_at=at + timedelta(minutes=5))
+    """Seeds and models (their dbt tests run in tests/models/test_assets.py)."""
+    build(con, run_at=at + timedelta(minutes=5), with_tests=False)
 
 
 def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:

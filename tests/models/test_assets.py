@@ -11,42 +11,46 @@ import dagster as dg
 import duckdb
 import pytest
 
-from assets.models import model_assets, model_checks
+from assets.models import model_assets, model_checks, sql_models
 from assets.reports import report_assets
-from pipelines.models import DISCREPANCY_TYPES, project
 from pipelines.resources import ExportsResource, WarehouseResource
+from pipelines.sql_project import discrepancy_codes
 
 from .helpers import MB, RawLayer, list_row, local_row, sync_row
 
 ALL = [*model_assets, *model_checks, *report_assets]
+SPECS = {key.to_user_string(): spec for key, spec in sql_models.specs_by_key.items()}
 
 
-def _asset_keys() -> dict[str, dg.AssetsDefinition]:
-    return {a.key.to_user_string(): a for a in model_assets}
+def test_one_asset_per_seed_and_model_with_its_docs_owner_and_group():
+    models = {p.stem: p for p in Path("sql/models").rglob("*.sql")}
+    seeds = {p.stem for p in Path("sql/seeds").glob("*.csv")}
+    assert set(SPECS) == set(models) | seeds
+    for name, spec in SPECS.items():
+        layer = "seeds" if name in seeds else models[name].relative_to("sql/models").parts[0]
+        assert spec.group_name == ("reports" if layer == "reports" else "models"), name
+        assert spec.tags["layer"] == layer
+        assert spec.owners == ["team:data"], name
+        assert spec.description and not spec.description.lstrip().startswith("with"), name
+        assert {"dbt", "duckdb"} <= set(spec.kinds)
+        schema = "seeds" if layer == "seeds" else layer
+        assert spec.metadata["relation"] == f"{schema}.{name}"
 
 
-def test_one_asset_per_seed_and_model_file():
-    proj = project()
-    assets = _asset_keys()
-    assert set(assets) == set(proj.order)
-    for name, model in proj.models.items():
-        spec = next(iter(assets[name].specs))
-        assert spec.group_name == ("reports" if model.layer == "reports" else "models")
-        assert spec.tags["layer"] == model.layer
-        assert spec.description == model.description
-        assert {"duckdb", "sql"} <= set(spec.kinds)
-        assert {d.asset_key.to_user_string() for d in spec.deps} == set(model.upstream_assets)
+def test_the_whole_graph_is_one_step_in_the_duckdb_pool():
+    assert model_assets == [sql_models]
+    assert sql_models.op.pool == "duckdb"
+    assert sql_models.can_subset
 
 
 def test_dependencies_come_from_the_sql():
-    deps = {
-        name: {d.asset_key.to_user_string() for d in next(iter(a.specs)).deps}
-        for name, a in _asset_keys().items()
-    }
+    deps = {name: {d.asset_key.to_user_string() for d in spec.deps} for name, spec in SPECS.items()}
     assert deps["stg_local_orders"] == {"local_orders", "stg_ingest_loads", "stg_local_status_map"}
     assert deps["stg_esimtrade_sync_attempts"] == {"esimtrade_order_syncs", "canonical_status_map"}
     assert deps["discrepancies"] == {"discrepancy_history"}
     assert "pressone_usage" in deps["stg_pressone_usage_attempts"]
+    # raw.ingest_log is bookkeeping written by every ingestion asset, not an asset
+    assert deps["stg_ingest_loads"] == set()
     [exports] = report_assets
     assert {k.to_user_string() for k in exports.dependency_keys} == {
         "reconciliation",
@@ -61,6 +65,27 @@ def test_dependencies_come_from_the_sql():
     assert {"int_finding_money", "money_rules"} <= set(deps["discrepancy_history"]) | set(
         deps["int_finding_money"]
     )
+
+
+def test_dbt_tests_are_asset_checks():
+    checks = {f"{k.asset_key.to_user_string()}:{k.name}" for k in sql_models.check_keys}
+    assert {
+        "stg_local_orders:stg_local_orders_unique_key",
+        "usage:usage_unique_key",
+        "reconciliation:reconciliation_accepted_states_provider_state",
+        "reconciliation:reconciliation_coverage",
+        "discrepancies:discrepancies_discrepancy_codes",
+        "discrepancy_history:discrepancy_history_discrepancy_codes",
+    } <= checks
+
+
+def _materializations(result: dg.ExecuteInProcessResult, key: str) -> list:
+    """The materializations of one asset (the dbt step materializes many)."""
+    return [
+        event.event_specific_data.materialization
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey(key)
+    ]
 
 
 def _materialize(db: Path, selection=None, assets=None) -> dg.ExecuteInProcessResult:
@@ -104,7 +129,7 @@ def materialized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 def test_materialize_on_an_empty_raw_layer(materialized):
     result = materialized["empty"]
     assert result.success
-    rows = result.asset_materializations_for_node("reconciliation")[0].metadata
+    rows = _materializations(result, "reconciliation")[0].metadata
     assert rows["dagster/row_count"].value == 0
 
 
@@ -112,16 +137,16 @@ def test_materialize_with_data_passes_every_check(materialized):
     result = materialized["planted"]
     assert result.success
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == len([key for c in model_checks for key in c.check_keys])
+    assert len(evaluations) == len(sql_models.check_keys)
     assert [e.check_name for e in evaluations if not e.passed] == []
 
 
 def test_discrepancies_metadata_counts_and_preview(materialized):
-    [event] = materialized["planted"].asset_materializations_for_node("discrepancies")
+    [event] = _materializations(materialized["planted"], "discrepancies")
     metadata = event.metadata
     assert metadata["dagster/row_count"].value == 2
     by_type = metadata["by_type"].value
-    assert set(by_type) == set(DISCREPANCY_TYPES)
+    assert set(by_type) == set(discrepancy_codes())
     assert by_type["status_mismatch"] == 1 and by_type["missing_locally"] == 1
     assert metadata["by_severity"].value == {"critical": 2, "warning": 0}
     preview = metadata["preview"].value
@@ -138,7 +163,7 @@ def test_discrepancies_metadata_counts_and_preview(materialized):
 
 
 def test_money_at_risk_asset_carries_the_headline(materialized):
-    [event] = materialized["planted"].asset_materializations_for_node("money_at_risk")
+    [event] = _materializations(materialized["planted"], "money_at_risk")
     metadata = event.metadata
     assert metadata["money_at_risk"].value["headline"] == {
         "recoverable": {"USD": "0.00"},
@@ -204,9 +229,9 @@ def test_checks_fail_on_planted_problems(materialized, tmp_path):
         """,
     )
     assert failures == {
-        "stg_local_orders:unique_key",
-        "usage:unique_key",
-        "reconciliation:accepted_states",
-        "reconciliation:coverage",
-        "discrepancies:discrepancy_codes",
+        "stg_local_orders:stg_local_orders_unique_key",
+        "usage:usage_unique_key",
+        "reconciliation:reconciliation_accepted_states_provider_state",
+        "reconciliation:reconciliation_coverage",
+        "discrepancies:discrepancies_discrepancy_codes",
     }

@@ -5,10 +5,9 @@ from __future__ import annotations
 import duckdb
 
 from bench._models_data import BARE_SQL, generate
-from pipelines.models import build
 from pipelines.warehouse import Warehouse
 
-from .helpers import T0
+from .helpers import T0, build
 
 ROWS = 3000
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from pipelines.models import DISCREPANCY_TYPES
+from pipelines.sql_project import discrepancy_codes
 
 from .helpers import MB, T0, RawLayer, build_all, findings, list_row, local_row, query
 
@@ -294,7 +294,7 @@ def test_nothing_else_is_found(scenario):
         (PRESSONE_LOCAL_ONLY, "missing_at_provider"),
     }
     assert {(f["order_no"], f["discrepancy_type"]) for f in findings(scenario)} == expected
-    assert {f["discrepancy_type"] for f in findings(scenario)} <= set(DISCREPANCY_TYPES)
+    assert {f["discrepancy_type"] for f in findings(scenario)} <= set(discrepancy_codes())
     # One row per finding, each with its detection time.
     assert len(findings(scenario)) == len(expected)
     assert all(f["detected_at"] is not None for f in findings(scenario))

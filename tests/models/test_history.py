@@ -20,9 +20,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines.models import build
-
-from .helpers import MB, T0, RawLayer, list_row, local_row, query, sync_row
+from .helpers import MB, T0, RawLayer, build, list_row, local_row, query, sync_row
 
 O1 = "B26011012000001"
 C1 = "20260110-000001"

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pipelines.models import build
-
 from .helpers import (
     MB,
     T0,
+    build,
     build_all,
     finding_keys,
     findings,

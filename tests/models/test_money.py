@@ -13,9 +13,8 @@ import duckdb
 import pytest
 
 from pipelines.exports import write_exports
-from pipelines.models import build
 
-from .helpers import MB, T0, RawLayer, build_all, findings, list_row, local_row, query
+from .helpers import MB, T0, RawLayer, build, build_all, findings, list_row, local_row, query
 
 
 def iccid(n: int) -> str:

@@ -1,25 +1,43 @@
-"""The SQL project: discovery, headers, dependencies from the SQL, the runner, documentation."""
+"""The dbt project in `sql/`: layout, docs and tests beside the models, the report contracts,
+the vocabularies as seeds, the manifest made without a manual step."""
 
 from __future__ import annotations
 
+import csv
+import json
+import os
 import re
-from datetime import timedelta
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 
-from pipelines.models import (
-    LAYERS,
-    ModelError,
-    build,
-    load_project,
-    project,
-    report_dictionary_markdown,
-)
+from pipelines import sql_project
+from pipelines.report_dictionary import report_dictionary_markdown
+from pipelines.warehouse import RAW_TABLES
 
-from .helpers import T0, query
+from .helpers import T0, build, query
 
+MODELS = sql_project.SQL_DIR / "models"
+LAYERS = ("staging", "reconciliation", "reports")
+PROVIDERS = ("esimtrade", "pressone", "local")
+# The contract's discrepancy codes (contract.md); the seed may only add to them.
+CONTRACT_CODES = {
+    "missing_at_provider",
+    "missing_locally",
+    "status_mismatch",
+    "iccid_mismatch",
+    "package_mismatch",
+    "amount_mismatch",
+    "usage_exceeds_volume",
+    "duplicate_iccid",
+    "invalid_iccid",
+    "sync_failed",
+    "invalid_transition",
+    "usage_regression",
+}
 CONTRACT_COLUMNS = {
     "discrepancies": [
         "provider",
@@ -50,43 +68,136 @@ CONTRACT_COLUMNS = {
 }
 
 
-def test_project_layout():
-    proj = project()
-    assert {m.layer for m in proj.models.values()} == set(LAYERS)
-    assert set(CONTRACT_COLUMNS) <= {m.name for m in proj.in_layer("reports")}
-    for model in proj.models.values():
-        prefix = {"staging": "stg_", "reconciliation": "int_", "reports": ""}[model.layer]
-        assert model.name.startswith(prefix), model.name
-        assert model.description and "\n" not in model.description
-    # dependencies first
-    position = {name: i for i, name in enumerate(proj.order)}
-    for model in proj.models.values():
-        for dep in model.model_deps | model.seed_deps:
-            assert position[dep] < position[model.name]
+def _model_files() -> dict[str, Path]:
+    files = sorted(MODELS.rglob("*.sql"))
+    names = [path.stem for path in files]
+    assert len(names) == len(set(names)), "a model name is used twice"
+    return {path.stem: path for path in files}
 
 
-def test_every_model_has_the_same_shape():
-    # import CTEs -> logical CTEs -> `final` -> `select * from final`
-    for model in project().models.values():
-        assert model.sql.lstrip().startswith(("with", "--")), model.name
-        assert re.search(r"^final as \($", model.sql, re.MULTILINE), model.name
-        assert model.sql.splitlines()[-1] == "select * from final", model.name
+def _documented() -> dict[str, tuple[Path, dict]]:
+    """model name -> (YAML file, its entry), from the YAML files beside the models."""
+    found: dict[str, tuple[Path, dict]] = {}
+    for path in MODELS.rglob("*.yml"):
+        for entry in yaml.safe_load(path.read_text(encoding="utf-8")).get("models", []):
+            assert entry["name"] not in found, f"{entry['name']} documented twice"
+            found[entry["name"]] = (path, entry)
+    return found
 
 
-def test_raw_tables_map_to_their_ingestion_assets():
-    proj = project()
-    assert proj.models["stg_local_orders"].raw_tables == {"local_orders"}
-    assert "local_orders" in proj.models["stg_local_orders"].upstream_assets
-    # raw.ingest_log is bookkeeping, not an asset
-    assert proj.models["stg_ingest_loads"].raw_tables == {"ingest_log"}
-    assert proj.models["stg_ingest_loads"].upstream_assets == frozenset()
+def _sql_body(path: Path) -> str:
+    """The SQL without Jinja comments, config blocks and `--` comment lines."""
+    text = re.sub(r"\{#.*?#\}", "", path.read_text(encoding="utf-8"), flags=re.DOTALL)
+    text = re.sub(r"\{\{\s*config\(.*?\)\s*\}\}", "", text, flags=re.DOTALL)
+    return "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
 
 
-def test_reports_have_the_contract_columns_and_comments(con):
-    build(con, run_at=T0)
+def test_layout_one_model_per_file_in_its_layer_and_provider_folder():
+    files = _model_files()
+    for name, path in files.items():
+        layer = path.relative_to(MODELS).parts[0]
+        assert layer in LAYERS, path
+        prefix = {"staging": "stg_", "reconciliation": "int_", "reports": ""}[layer]
+        assert name.startswith(prefix), name
+        for provider in PROVIDERS:
+            if name.startswith(f"stg_{provider}_"):
+                assert path.parent == MODELS / "staging" / provider, path
+    assert {"reconciliation", "discrepancies", "usage"} <= set(files)
+
+
+def test_every_model_is_documented_beside_it_with_the_same_cte_shape():
+    files = _model_files()
+    documented = _documented()
+    assert set(documented) == set(files)
+    for name, path in files.items():
+        yml, entry = documented[name]
+        assert yml.parent == path.parent, f"{name} is documented in {yml}, not beside it"
+        assert entry.get("description"), name
+        body = _sql_body(path).strip()
+        # import CTEs -> logical CTEs -> `final` -> `select * from final`
+        assert body.startswith("with"), name
+        assert re.search(r"^final as \($", body, re.MULTILINE), name
+        assert body.splitlines()[-1] == "select * from final", name
+
+
+def test_models_read_only_sources_and_refs():
+    qualified = re.compile(r"\b(raw|seeds|staging|reconciliation|reports)\.[a-z_]+\b")
+    for name, path in _model_files().items():
+        assert not qualified.search(_sql_body(path)), f"{name}: use source() / ref()"
+    sources = yaml.safe_load((MODELS / "staging" / "_sources.yml").read_text(encoding="utf-8"))
+    [raw] = sources["sources"]
+    assert {f"raw.{t['name']}" for t in raw["tables"]} == set(RAW_TABLES)
+
+
+def test_complete_load_is_defined_once():
+    mentions = [
+        path.stem
+        for path in [*MODELS.rglob("*.sql"), *(sql_project.SQL_DIR / "macros").rglob("*.sql")]
+        if "'complete'" in path.read_text(encoding="utf-8")
+    ]
+    assert mentions == ["stg_ingest_loads"]
+
+
+def test_reports_have_enforced_contracts_and_every_column_documented():
+    documented = _documented()
+    for name, path in _model_files().items():
+        if path.parent.name != "reports":
+            continue
+        _, entry = documented[name]
+        columns = {c["name"]: c for c in entry["columns"]}
+        assert all(c.get("description") and c.get("data_type") for c in columns.values()), name
+        if name != "discrepancy_history":  # a custom materialization: no dbt contract there
+            assert entry["config"]["contract"]["enforced"] is True, name
+        assert [c for c in columns if c in CONTRACT_COLUMNS.get(name, [])] == CONTRACT_COLUMNS.get(
+            name, []
+        )
+
+
+def test_the_discrepancy_vocabulary_is_a_seed():
+    types = sql_project.discrepancy_types()
+    assert set(sql_project.discrepancy_codes()) == CONTRACT_CODES
+    assert {t.severity_rule for t in types} <= {
+        "critical",
+        "warning",
+        "critical_if_money_side_differs",
+    }
+    assert all(t.description for t in types)
+    with (sql_project.SQL_DIR / "seeds" / "discrepancy_types.csv").open() as handle:
+        assert next(csv.reader(handle)) == [
+            "discrepancy_type",
+            "severity_rule",
+            "is_disagreement",
+            "description",
+        ]
+
+
+def test_a_stale_manifest_is_parsed_again():
+    manifest = sql_project.manifest_path()
+    model = _model_files()["usage"]
+    built = manifest.stat().st_mtime
+    os.utime(model, (built + 5, built + 5))
+    assert sql_project.manifest_is_stale()
+    assert sql_project.manifest_path() == manifest
+    assert not sql_project.manifest_is_stale()
+    nodes = json.loads(manifest.read_text())["nodes"]
+    assert "model.esim_recon.usage" in nodes
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
+    db = tmp_path_factory.mktemp("project") / "warehouse.duckdb"
+    con = duckdb.connect(str(db))
+    try:
+        build(con, run_at=T0)
+        yield con
+    finally:
+        con.close()
+
+
+def test_reports_carry_their_docs_as_comments(built):
     for name, expected in CONTRACT_COLUMNS.items():
         rows = query(
-            con,
+            built,
             "select column_name, comment from duckdb_columns() "
             "where schema_name = 'reports' and table_name = ? order by column_index",
             [name],
@@ -95,194 +206,59 @@ def test_reports_have_the_contract_columns_and_comments(con):
         assert [c for c in columns if c in expected] == expected, name
         assert all(r["comment"] for r in rows), name
     comments = query(
-        con, "select table_name, comment from duckdb_tables() where schema_name = 'reports'"
+        built, "select table_name, comment from duckdb_tables() where schema_name = 'reports'"
     )
-    assert all(c["comment"] for c in comments)
+    assert comments and all(c["comment"] for c in comments)
+    seeds = query(built, "select table_name from duckdb_tables() where schema_name = 'seeds'")
+    assert {"discrepancy_types", "canonical_states"} <= {s["table_name"] for s in seeds}
 
 
-def test_report_dictionary_comes_from_the_same_texts(con):
-    build(con, run_at=T0)
+def test_report_dictionary_comes_from_the_same_texts(built):
     markdown = report_dictionary_markdown()
-    for model in project().in_layer("reports"):
-        assert f"### `{model.relation}`" in markdown
+    for (name,) in built.execute(
+        "select table_name from duckdb_tables() where schema_name = 'reports'"
+    ).fetchall():
+        assert f"### `reports.{name}`" in markdown
         for row in query(
-            con,
+            built,
             "select column_name, comment from duckdb_columns() "
             "where schema_name = 'reports' and table_name = ?",
-            [model.name],
+            [name],
         ):
             line = f"| `{row['column_name']}` | {row['comment'].replace('|', chr(92) + '|')} |"
             assert line in markdown
 
 
-def _project(tmp_path: Path, files: dict[str, str]) -> Path:
-    root = tmp_path / "sql"
-    for folder in ("seeds", *LAYERS):
-        (root / folder).mkdir(parents=True)
-    (root / "seeds" / "colours.csv").write_text("name,is_warm,hue_rank\nred,true,1\nblue,false,\n")
-    for relative, text in files.items():
-        (root / relative).write_text(text)
-    return root
-
-
-GOOD_STAGING = """-- description: Colours, typed.
--- unique_key: name
-with
-colours as (
-    select * from seeds.colours
-),
-final as (
-    select * from colours
-)
-select * from final
-"""
-
-
-def test_dependencies_and_seed_types_from_a_small_project(tmp_path, con):
-    root = _project(
-        tmp_path,
-        {
-            "staging/stg_colours.sql": GOOD_STAGING,
-            "reports/palette.sql": "-- description: The palette.\n"
-            "-- column name: Colour name.\n"
-            "-- column is_warm: Warm or not.\n"
-            "-- column hue_rank: Order on the wheel.\n"
-            "with c as (select * from staging.stg_colours)\nselect * from c\n",
-        },
-    )
-    proj = load_project(root)
-    assert proj.order == ("colours", "stg_colours", "palette")
-    assert proj.models["palette"].model_deps == {"stg_colours"}
-    results = build(con, project_=proj, run_at=T0)
-    assert [(r.name, r.rows) for r in results] == [
-        ("colours", 2),
-        ("stg_colours", 2),
-        ("palette", 2),
-    ]
+def test_seed_types(built):
     types = dict(
-        con.execute("select column_name, column_type from (describe seeds.colours)").fetchall()
+        built.execute(
+            "select column_name, column_type from (describe seeds.canonical_states)"
+        ).fetchall()
     )
-    assert types == {"name": "VARCHAR", "is_warm": "BOOLEAN", "hue_rank": "INTEGER"}
+    assert types == {
+        "state": "VARCHAR",
+        "main_line_rank": "INTEGER",
+        "is_terminal": "BOOLEAN",
+        "is_money_side_exit": "BOOLEAN",
+    }
 
 
-@pytest.mark.parametrize(
-    ("files", "message"),
-    [
-        ({"staging/stg_x.sql": "-- description: x\nselect * from colours\n"}, "schema-qualified"),
-        ({"staging/stg_x.sql": "-- description: x\nselect * from raw.nope\n"}, "not a raw table"),
-        ({"staging/stg_x.sql": "select 1 as x\n"}, "description"),
-        (
-            {"staging/stg_x.sql": "-- description: x\n-- materialised: view\nselect 1\n"},
-            "unknown header key",
-        ),
-        ({"staging/stg_x.sql": "-- description: x\nselect 1; select 2\n"}, "exactly one"),
-        (
-            {
-                "staging/stg_x.sql": "-- description: x\nselect * from reports.r\n",
-                "reports/r.sql": "-- description: r\nselect 1 as a\n",
-            },
-            "later layer",
-        ),
-        ({"staging/Bad-Name.sql": "-- description: x\nselect 1\n"}, "identifier"),
-        ({"staging/colours.sql": "-- description: x\nselect 1\n"}, "used twice"),
-        (
-            {
-                "staging/stg_a.sql": "-- description: a\nselect * from staging.stg_b\n",
-                "staging/stg_b.sql": "-- description: b\nselect * from staging.stg_a\n",
-            },
-            "cycle",
-        ),
-    ],
-)
-def test_malformed_projects_are_rejected(tmp_path, files, message):
-    root = _project(tmp_path, files)
-    with pytest.raises(ModelError, match=message):
-        load_project(root)
-
-
-def test_reports_must_document_every_column(tmp_path, con):
-    root = _project(
-        tmp_path,
-        {"reports/r.sql": "-- description: r\n-- column a: A.\nselect 1 as a, 2 as b\n"},
-    )
-    with pytest.raises(ModelError, match=re.escape("['b']")):
-        build(con, project_=load_project(root), run_at=T0)
-    # the failed model left nothing behind
-    assert query(con, "select count(*) as n from duckdb_tables() where table_name = 'r'") == [
-        {"n": 0}
-    ]
-
-
-def test_a_failing_model_keeps_its_previous_relation(tmp_path, con):
-    root = _project(tmp_path, {"staging/stg_colours.sql": GOOD_STAGING})
-    build(con, project_=load_project(root), run_at=T0)
-    (root / "staging" / "stg_colours.sql").write_text(
-        "-- description: broken\nselect cast('x' as integer) as n from seeds.colours\n"
-    )
-    with pytest.raises(duckdb.Error):
-        build(con, ["stg_colours"], project_=load_project(root), run_at=T0)
-    assert query(con, "select count(*) as n from staging.stg_colours") == [{"n": 2}]
-
-
-def test_building_one_model_loads_missing_seeds(tmp_path, con):
-    root = _project(tmp_path, {"staging/stg_colours.sql": GOOD_STAGING})
-    results = build(con, ["stg_colours"], project_=load_project(root), run_at=T0)
-    assert [r.name for r in results] == ["colours", "stg_colours"]
-    # once the seed exists, building the model alone does not reload it
-    results = build(con, ["stg_colours"], project_=load_project(root), run_at=T0)
-    assert [r.name for r in results] == ["stg_colours"]
-
-
-def test_a_seed_override_must_keep_the_header(tmp_path, con):
+def test_a_local_status_map_without_the_header_fails_naming_the_model(built, tmp_path):
     bad = tmp_path / "map.csv"
     bad.write_text("status,state\nx,active\n")
-    with pytest.raises(ModelError, match="must have the header"):
+    with pytest.raises(sql_project.SqlProjectError, match="stg_local_status_map"):
         build(
-            con,
-            ["local_status_map"],
+            built,
+            "stg_local_status_map",
             environ={"ESIM_RECON_LOCAL_STATUS_MAP": str(bad)},
             run_at=T0,
         )
+    # the failed build left the previous relation in place
+    assert query(built, "select count(*) > 0 as kept from staging.stg_local_status_map") == [
+        {"kept": True}
+    ]
 
 
-def test_history_key_must_be_unique(tmp_path, con):
-    root = _project(
-        tmp_path,
-        {
-            "reports/h.sql": "-- description: h\n-- materialized: history\n"
-            "-- history_key: k\n-- column k: K.\n-- column first_detected_at: F.\n"
-            "-- column last_seen_at: L.\n-- column resolved_at: R.\n"
-            "select 1 as k union all select 1\n",
-        },
-    )
-    with pytest.raises(ModelError, match="unique"):
-        build(con, project_=load_project(root), run_at=T0)
-
-
-def test_history_of_many_rows_is_seen_by_the_next_model(tmp_path, con):
-    # More rows than one DuckDB row group, built twice in one session: the second build must
-    # find every open episode, and a model downstream must see them.
-    history = (
-        "-- description: h\n-- materialized: history\n-- history_key: k\n"
-        "-- column k: K.\n-- column first_detected_at: F.\n"
-        "-- column last_seen_at: L.\n-- column resolved_at: R.\n"
-        "select range as k from range(200000)\n"
-    )
-    current = (
-        "-- description: c\n-- column k: K.\n-- column detected_at: D.\n"
-        "with h as (select * from reports.h)\n"
-        "select k, first_detected_at as detected_at from h where resolved_at is null\n"
-    )
-    proj = load_project(_project(tmp_path, {"reports/h.sql": history, "reports/c.sql": current}))
-    first = build(con, project_=proj, run_at=T0)
-    second = build(con, project_=proj, run_at=T0 + timedelta(hours=1))
-    assert [(r.name, r.rows) for r in first] == [("colours", 2), ("h", 200_000), ("c", 200_000)]
-    assert [(r.name, r.rows) for r in second] == [("colours", 2), ("h", 200_000), ("c", 200_000)]
-    assert query(
-        con, "select min(detected_at) as first, max(detected_at) as last from reports.c"
-    ) == [{"first": T0, "last": T0}]
-
-
-def test_run_at_must_be_timezone_aware(con):
+def test_run_at_must_be_timezone_aware(built):
     with pytest.raises(ValueError, match="timezone"):
-        build(con, ["canonical_states"], run_at=T0.replace(tzinfo=None))
+        build(built, "canonical_states", run_at=T0.replace(tzinfo=None))

@@ -15,7 +15,6 @@ import pytest
 
 from assets.raw import local_orders
 from pipelines.definitions import runnable
-from pipelines.models import build
 from pipelines.resources import (
     ESIMTradeResource,
     ExportsResource,
@@ -25,6 +24,7 @@ from pipelines.resources import (
     WarehouseResource,
 )
 from pipelines.runner import RunError, materialize_all
+from pipelines.sql_project import build
 from tests.reliability._support import db_contents
 
 HEADER = "provider,order_no,iccid,package_code,status,amount,currency,created_at"
@@ -134,9 +134,9 @@ def test_malformed_iccids_load_and_become_invalid_iccid_findings(tmp_path: Path)
     loaded = _load(tmp_path, _csv(*rows))
     assert [row[2] for row in loaded["accepted"]] == bad
     assert loaded["rejected"] == []
+    build(loaded["db"])
     con = duckdb.connect(str(loaded["db"]))
     try:
-        build(con)
         found = con.execute(
             "SELECT local_value FROM reports.discrepancies "
             "WHERE discrepancy_type = 'invalid_iccid' ORDER BY ALL"
@@ -156,9 +156,9 @@ def test_duplicate_rows(tmp_path: Path) -> None:
     assert [row[0] for row in loaded["accepted"]] == [2, 4, 5, 6]
     assert loaded["rejected"] == [(3, "duplicate row: same as line 2")]
     assert loaded["metadata"]["rejected_reasons"] == {"duplicate row": 1}
+    build(loaded["db"])
     con = duckdb.connect(str(loaded["db"]))
     try:
-        build(con)
         found = con.execute(
             "SELECT order_no FROM reports.discrepancies "
             "WHERE discrepancy_type = 'duplicate_iccid' ORDER BY ALL"

@@ -1,0 +1,275 @@
+"""The dbt project in `sql/`: where it is, its manifest, its vocabularies, and a build helper.
+
+- `manifest_path()` returns `sql/target/manifest.json`, running `dbt parse` first when it is
+  missing or older than any file of the project (a fresh clone, an edited model): no manual step.
+- `discrepancy_types()` / `SEVERITIES`: the discrepancy vocabulary, read from its seed.
+- `build(db_path, ...)`: `dbt build` (or any dbt command) on one DuckDB file, in this process.
+  Dagster runs the same project through dagster-dbt (see `assets.models`); this helper is for
+  tests, benchmarks and scripts that build the SQL layer without a Dagster run.
+
+The DuckDB path reaches dbt through ESIM_RECON_DB (read by `sql/profiles.yml`), the same
+variable the rest of esim-recon reads, so no profile file has to be written by anyone.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+TARGET_DIR = SQL_DIR / "target"
+MANIFEST_PATH = TARGET_DIR / "manifest.json"
+DB_ENV = "ESIM_RECON_DB"
+# The run time stamped on history episodes (default: when dbt started); see macros/run_at.sql.
+RUN_AT_ENV = "ESIM_RECON_RUN_AT"
+# Files dbt reads; anything else under sql/ (the planning queries, dbt's own output) is not
+# part of the manifest.
+_PROJECT_PARTS = ("dbt_project.yml", "profiles.yml", "models", "seeds", "macros", "tests")
+_PROJECT_SUFFIXES = frozenset({".sql", ".yml", ".yaml", ".csv", ".md"})
+
+SEVERITIES: tuple[str, ...] = ("critical", "warning")
+
+
+class SqlProjectError(RuntimeError):
+    """The dbt project could not be parsed or built; the message says which command and why."""
+
+
+def _project_files() -> Iterator[Path]:
+    for part in _PROJECT_PARTS:
+        path = SQL_DIR / part
+        if path.is_file():
+            yield path
+        elif path.is_dir():
+            yield from (p for p in path.rglob("*") if p.suffix in _PROJECT_SUFFIXES)
+
+
+def manifest_is_stale() -> bool:
+    if not MANIFEST_PATH.exists():
+        return True
+    built = MANIFEST_PATH.stat().st_mtime
+    return any(path.stat().st_mtime > built for path in _project_files())
+
+
+def dbt_executable() -> str:
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def manifest_path() -> Path:
+    """`sql/target/manifest.json`, (re)made by `dbt parse` when missing or stale."""
+    if not manifest_is_stale():
+        return MANIFEST_PATH
+    TARGET_DIR.mkdir(parents=True, exist_ok=True)
+    # Two processes loading the definitions at once parse once.
+    with FileLock(str(TARGET_DIR / ".parse.lock")):
+        if manifest_is_stale():
+            result = subprocess.run(  # noqa: S603 - fixed arguments, our own project
+                [dbt_executable(), "parse", "--quiet", "--project-dir", str(SQL_DIR)],
+                cwd=SQL_DIR,
+                env={
+                    **os.environ,
+                    "DBT_PROFILES_DIR": str(SQL_DIR),
+                    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+                },
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if result.returncode != 0 or not MANIFEST_PATH.exists():
+                detail = (result.stdout + result.stderr).strip().splitlines()[-5:]
+                raise SqlProjectError(
+                    f"`dbt parse` of {SQL_DIR} failed: {' | '.join(detail) or 'no output'}"
+                )
+            MANIFEST_PATH.touch()
+    return MANIFEST_PATH
+
+
+@dataclass(frozen=True)
+class DiscrepancyType:
+    code: str
+    severity_rule: str
+    is_disagreement: bool
+    description: str
+
+
+@functools.cache
+def discrepancy_types() -> tuple[DiscrepancyType, ...]:
+    """The rows of `sql/seeds/discrepancy_types.csv`, in file order."""
+    with (SQL_DIR / "seeds" / "discrepancy_types.csv").open(newline="", encoding="utf-8") as f:
+        return tuple(
+            DiscrepancyType(
+                code=row["discrepancy_type"].strip(),
+                severity_rule=row["severity_rule"].strip(),
+                is_disagreement=row["is_disagreement"].strip().lower() == "true",
+                description=row["description"].strip(),
+            )
+            for row in csv.DictReader(f)
+        )
+
+
+def discrepancy_codes() -> tuple[str, ...]:
+    return tuple(item.code for item in discrepancy_types())
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """`values` set in os.environ for the duration (dbt reads its settings from there)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    success: bool
+    # node name -> dbt status (success, error, pass, fail, skipped, ...)
+    statuses: dict[str, str]
+    failures: list[str]
+
+
+def run_dbt(
+    db_path: Path | str,
+    args: Sequence[str],
+    *,
+    variables: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> BuildOutcome:
+    """Run one dbt command in this process against the DuckDB file `db_path`.
+
+    DuckDB shares one database instance per file within a process, so a caller may keep its
+    own connection to the file open (without a different configuration) while dbt runs.
+    """
+    from dbt.cli.main import dbtRunner
+
+    command = [*args, "--project-dir", str(SQL_DIR), "--profiles-dir", str(SQL_DIR)]
+    if variables:
+        import json
+
+        command += ["--vars", json.dumps(dict(variables))]
+    env = {
+        DB_ENV: str(Path(db_path).resolve()),
+        "DBT_TARGET_PATH": str(TARGET_DIR / "local"),
+        "DBT_LOG_PATH": str(TARGET_DIR / "local"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        **(environ or {}),
+    }
+    with environment(env):
+        try:
+            manifest = None if variables else _parsed_manifest(Path(db_path), command)
+            result = dbtRunner(manifest=manifest).invoke([*command, "--quiet"])
+        finally:
+            _close_dbt_database()
+    if result.exception is not None:
+        raise SqlProjectError(f"dbt {' '.join(args)} failed: {result.exception}")
+    statuses: dict[str, str] = {}
+    failures: list[str] = []
+    for item in getattr(result.result, "results", None) or []:
+        name = item.node.name
+        status = str(item.status)
+        statuses[name] = status
+        if status in ("error", "fail"):
+            failures.append(f"{name}: {(item.message or status).strip()}")
+    return BuildOutcome(success=bool(result.success), statuses=statuses, failures=failures)
+
+
+# Parsed projects by (database name, project files' newest mtime): parsing costs seconds of CPU
+# and dbt re-parses whenever the DuckDB path changes (it is part of the profile), so builds of
+# several files in one process (tests, benchmarks) parse once per database name. The name
+# matters: the manifest qualifies every relation with it.
+_MANIFESTS: dict[tuple[str, float], Any] = {}
+
+
+def _parsed_manifest(db_path: Path, command: Sequence[str]) -> Any:
+    from dbt.cli.main import dbtRunner
+
+    newest = max(path.stat().st_mtime for path in _project_files())
+    key = (db_path.stem, newest)
+    if key not in _MANIFESTS:
+        options = [arg for arg in command[1:] if arg not in ("--full-refresh",)]
+        # keep only the project/profile options: selection does not change a parse
+        keep: list[str] = []
+        for flag in ("--project-dir", "--profiles-dir"):
+            if flag in options:
+                index = options.index(flag)
+                keep += options[index : index + 2]
+        parsed = dbtRunner().invoke(["parse", *keep, "--quiet"])
+        if not parsed.success or parsed.result is None:
+            raise SqlProjectError(f"dbt parse failed: {parsed.exception or 'see the dbt log'}")
+        _MANIFESTS.clear()
+        _MANIFESTS[key] = parsed.result
+    return _MANIFESTS[key]
+
+
+def _close_dbt_database() -> None:
+    """dbt-duckdb keeps its database open for the life of the process; close it, so that the
+    caller (or a read-only connection) is the only user of the file again."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        environment_ = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+    if environment_ is not None:
+        environment_.close()
+
+
+def build(
+    db_path: Path | str,
+    select: str | Sequence[str] | None = None,
+    *,
+    run_at: datetime | None = None,
+    full_refresh: bool = False,
+    environ: Mapping[str, str] | None = None,
+    check: bool = True,
+    with_tests: bool = True,
+) -> BuildOutcome:
+    """`dbt build` (seeds, models, tests) of `select` (default: everything) into `db_path`.
+
+    `run_at` stamps the history (the time of the run that found a finding); default: now.
+    With `check`, a failing model or test raises SqlProjectError naming it; `with_tests=False`
+    builds seeds and models only.
+    """
+    import duckdb
+
+    from pipelines.warehouse import Warehouse
+
+    # Models read raw tables: they exist (empty) before any ingestion ran. A plain connection,
+    # so that it shares the database instance with one the caller may hold.
+    con = duckdb.connect(str(db_path))
+    try:
+        Warehouse(":memory:").ensure_raw_schema(con)
+    finally:
+        con.close()
+    args = ["build"]
+    if select:
+        args += ["--select", *([select] if isinstance(select, str) else select)]
+    if full_refresh:
+        args.append("--full-refresh")
+    if not with_tests:
+        args += ["--exclude-resource-type", "test"]
+    env = dict(environ or {})
+    if run_at is not None:
+        if run_at.tzinfo is None:
+            raise ValueError("run_at must be timezone-aware")
+        env[RUN_AT_ENV] = run_at.isoformat()
+    outcome = run_dbt(db_path, args, environ=env)
+    if check and not outcome.success:
+        raise SqlProjectError("dbt build failed: " + "; ".join(outcome.failures or ["see dbt log"]))
+    return outcome

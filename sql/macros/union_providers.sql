@@ -1,0 +1,12 @@
+{#- One relation per provider, unioned by column name: `stg_<provider>_<suffix>` for every
+    provider in the project var `providers` (dbt_project.yml). A third provider adds its
+    staging folder with these models and its name to the var; the shared models that call
+    this macro do not change. -#}
+{% macro union_provider_models(suffix) -%}
+    {%- for provider in var('providers') %}
+    select * from {{ ref('stg_' ~ provider ~ '_' ~ suffix) }}
+    {%- if not loop.last %}
+    union all by name
+    {%- endif %}
+    {%- endfor %}
+{%- endmacro %}

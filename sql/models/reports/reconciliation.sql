@@ -1,0 +1,63 @@
+with
+
+recon_rows as (
+    select * from {{ ref('int_reconciliation_rows') }}
+),
+
+row_findings as (
+    select * from {{ ref('int_row_findings') }}
+),
+
+findings_per_row as (
+    select
+        row_id,
+        cast(count(*) as bigint) as discrepancy_count,
+        array_to_string(list_sort(list_distinct(list(discrepancy_type))), ',')
+            as discrepancy_types,
+        bool_or(
+            discrepancy_type in (
+                'status_mismatch', 'iccid_mismatch', 'package_mismatch', 'amount_mismatch'
+            )
+        ) as sides_disagree
+    from row_findings
+    where row_id is not null
+    group by row_id
+),
+
+final as (
+    select
+        recon_rows.row_id,
+        recon_rows.provider,
+        recon_rows.order_no,
+        coalesce(recon_rows.local_iccid, recon_rows.provider_iccid, '') as iccid,
+        case
+            when recon_rows.base_verdict <> 'paired' then recon_rows.base_verdict
+            when coalesce(findings_per_row.sides_disagree, false) then 'mismatched'
+            else 'matched'
+        end as match_verdict,
+        recon_rows.match_method,
+        recon_rows.local_line_no,
+        recon_rows.local_iccid,
+        recon_rows.local_status,
+        recon_rows.local_state,
+        recon_rows.local_package_code,
+        recon_rows.local_amount,
+        recon_rows.local_currency,
+        recon_rows.provider_esim_key,
+        recon_rows.provider_iccid,
+        recon_rows.provider_status,
+        recon_rows.provider_state,
+        recon_rows.provider_package_code,
+        recon_rows.provider_amount,
+        recon_rows.provider_currency,
+        recon_rows.provider_total_bytes,
+        recon_rows.provider_used_bytes,
+        recon_rows.provider_last_synced_at,
+        recon_rows.provider_state_observed_at,
+        coalesce(findings_per_row.discrepancy_count, 0) as discrepancy_count,
+        coalesce(findings_per_row.discrepancy_types, '') as discrepancy_types
+    from recon_rows
+    left join findings_per_row on findings_per_row.row_id = recon_rows.row_id
+)
+
+select * from final

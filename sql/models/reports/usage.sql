@@ -1,0 +1,33 @@
+with
+
+provider_esims as (
+    select * from {{ ref('int_provider_esims') }}
+),
+
+observed as (
+    select *
+    from provider_esims
+    where usage_observed
+),
+
+final as (
+    select
+        provider,
+        order_no,
+        coalesce(iccid, '') as iccid,
+        esim_key,
+        package_code,
+        canonical_state as state,
+        total_bytes,
+        used_bytes,
+        total_bytes - used_bytes as remaining_bytes,
+        case
+            when total_bytes > 0 and used_bytes is not null
+                then cast(round(100.0 * used_bytes / total_bytes, 2) as decimal(9, 2))
+        end as pct_used,
+        is_unlimited,
+        last_synced_at
+    from observed
+)
+
+select * from final

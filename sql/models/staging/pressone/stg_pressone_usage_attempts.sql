@@ -1,0 +1,74 @@
+-- The usage status makes a canonical state only together with the order status: see
+-- stg_pressone_state_history.
+with
+
+pressone_usage as (
+    select * from {{ source('raw', 'pressone_usage') }}
+),
+
+order_sims as (
+    select * from {{ ref('stg_pressone_order_sims') }}
+),
+
+sims as (
+    select order_no, iccid, created_at
+    from order_sims
+    where iccid is not null
+),
+
+newest_order_per_iccid as (
+    select iccid, order_no
+    from sims
+    qualify row_number() over (
+        partition by iccid order by created_at desc nulls last, order_no desc
+    ) = 1
+),
+
+typed as (
+    select
+        run_id,
+        fetched_at,
+        lower(trim(outcome)) as outcome,
+        http_status,
+        error,
+        trim(iccid) as iccid,
+        nullif(trim(order_code), '') as reported_order_no,
+        usage_status as status_raw,
+        nullif(upper(trim(usage_status)), '') as status_key,
+        coalesce(is_unlimited, false) as is_unlimited,
+        cast(total_mb as decimal(38, 6)) as total_mb,
+        cast(remaining_mb as decimal(38, 6)) as remaining_mb,
+        expired_at
+    from pressone_usage
+),
+
+final as (
+    select
+        typed.run_id,
+        typed.fetched_at,
+        typed.outcome,
+        typed.http_status,
+        typed.error,
+        coalesce(exact.order_no, newest.order_no, typed.reported_order_no) as order_no,
+        typed.reported_order_no,
+        typed.iccid,
+        typed.status_raw,
+        typed.status_key,
+        typed.is_unlimited,
+        case when not typed.is_unlimited then
+            cast(round(typed.total_mb * 1048576) as bigint)
+        end as total_bytes,
+        case when not typed.is_unlimited then
+            cast(round((typed.total_mb - typed.remaining_mb) * 1048576) as bigint)
+        end as used_bytes,
+        case when not typed.is_unlimited then
+            cast(round(typed.remaining_mb * 1048576) as bigint)
+        end as remaining_bytes,
+        typed.expired_at
+    from typed
+    left join sims as exact
+        on exact.iccid = typed.iccid and exact.order_no = typed.reported_order_no
+    left join newest_order_per_iccid as newest on newest.iccid = typed.iccid
+)
+
+select * from final
