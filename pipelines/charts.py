@@ -295,6 +295,15 @@ def usage_chart_png(data: pl.DataFrame) -> bytes:
     return _png(figure)
 
 
+def _runs_drawn(data: pl.DataFrame, title: str) -> tuple[list[datetime], str]:
+    """The run times a chart over runs draws (the latest `MAX_RUNS_DRAWN`), and its title
+    saying so when some were left out."""
+    runs: list[datetime] = sorted(set(data["run_at"].to_list()))
+    if len(runs) > MAX_RUNS_DRAWN:
+        return runs[-MAX_RUNS_DRAWN:], f"{title} (latest {MAX_RUNS_DRAWN} runs)"
+    return runs, title
+
+
 def trend_chart_png(data: pl.DataFrame) -> bytes:
     """Stacked bars: one bar per run time (the latest `MAX_RUNS_DRAWN`), one band per type."""
     figure, axes = _figure()
@@ -306,10 +315,7 @@ def trend_chart_png(data: pl.DataFrame) -> bytes:
             "no findings recorded yet (reports.discrepancy_history is empty or not built)",
         )
         return _png(figure)
-    runs: list[datetime] = sorted(set(data["run_at"].to_list()))
-    if len(runs) > MAX_RUNS_DRAWN:
-        runs = runs[-MAX_RUNS_DRAWN:]
-        title += f" (latest {MAX_RUNS_DRAWN} runs)"
+    runs, title = _runs_drawn(data, title)
     latest = data.filter(pl.col("run_at") == runs[-1])
     types = latest.sort(["open_findings", "discrepancy_type"], descending=[True, False])[
         "discrepancy_type"
@@ -362,10 +368,7 @@ def money_chart_png(data: pl.DataFrame) -> bytes:
             "no finding moves money yet (reports.discrepancy_history is empty or not built)",
         )
         return _png(figure)
-    runs: list[datetime] = sorted(set(data["run_at"].to_list()))
-    if len(runs) > MAX_RUNS_DRAWN:
-        runs = runs[-MAX_RUNS_DRAWN:]
-        title += f" (latest {MAX_RUNS_DRAWN} runs)"
+    runs, title = _runs_drawn(data, title)
     latest = data.filter(pl.col("run_at") == runs[-1])
     directions = latest.sort(["open_amount", "money_direction"], descending=[False, True])[
         "money_direction"
