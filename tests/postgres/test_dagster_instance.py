@@ -29,9 +29,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SENSOR = "critical_findings_webhook"
 
 
-def _fetch(url: str, sql: str) -> list[tuple[object, ...]]:
+def _fetch(url: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
     with adbc_postgres.connect(url) as con, con.cursor() as cursor:
-        cursor.execute(sql)
+        cursor.execute(sql, params or None)
         return cursor.fetchall()
 
 
@@ -85,10 +85,12 @@ def test_runs_and_sensor_ticks_are_recorded_in_postgres_and_read_back_by_status(
         assert not (home / "history").exists()
         steps = _fetch(
             storage_url,
-            "SELECT count(*) FROM event_logs WHERE run_id = '" + str(run_id) + "'"
+            "SELECT count(*) FROM event_logs WHERE run_id = $1"
             " AND dagster_event_type = 'STEP_SUCCESS'",
+            (run_id,),
         )
-        assert steps[0][0] > 10
+        # Every step of the run: the ingestion assets, the one dbt build, the exports.
+        assert steps[0][0] >= 5
 
         shown = run_cli(["status", "--json"], workdir, env)
         assert shown.returncode == 0, shown.stderr[-2000:]
