@@ -225,7 +225,7 @@ def test_a_cli_run_with_a_failed_provider_shows_as_its_job_and_a_red_asset(
             DAGSTER_HOME=str(home),
         )
         result = run_cli(["run"], tmp_path, env)
-    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.returncode == 3, result.stderr[-2000:]
 
     with _webserver(tmp_path, home) as url:
         runs = _graphql(
