@@ -12,9 +12,21 @@ money_rules as (
     select * from {{ ref('money_rules') }}
 ),
 
--- The row each finding is described by: the same choice reports.discrepancy_history makes.
+-- One finding per key (findings of several rows sharing a key are one finding), described by
+-- its first row: critical first, then by local line, then by eSIM key. reports.discrepancy_history
+-- takes the description from here.
 findings as (
-    select provider, order_no, iccid, discrepancy_type, row_id
+    select
+        provider,
+        order_no,
+        iccid,
+        discrepancy_type,
+        severity,
+        local_value,
+        provider_value,
+        local_line_no,
+        provider_esim_key,
+        row_id
     from row_findings
     qualify row_number() over (
         partition by provider, order_no, iccid, discrepancy_type
@@ -29,10 +41,7 @@ findings as (
 -- canonical; an amount is per eSIM (a PressOne price is per eSIM already).
 finding_sides as (
     select
-        findings.provider,
-        findings.order_no,
-        findings.iccid,
-        findings.discrepancy_type,
+        findings.* exclude (row_id),
         coalesce(recon_rows.local_state, '') as local_state,
         coalesce(recon_rows.provider_state, '') as provider_state,
         recon_rows.local_amount,
@@ -109,6 +118,11 @@ final as (
         order_no,
         iccid,
         discrepancy_type,
+        severity,
+        local_value,
+        provider_value,
+        local_line_no,
+        provider_esim_key,
         cast(
             round(
                 greatest(
