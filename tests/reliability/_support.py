@@ -146,6 +146,21 @@ def run_pipeline(
     return PipelineRun(db, outcome, stats)
 
 
+def clean_run_reports(
+    dataset: Dataset,
+    tmp_path_factory: pytest.TempPathFactory,
+    *,
+    runs_apart: bool = False,
+    **tuning: Any,
+) -> dict:
+    """The reports of one fault-free run of `dataset` (for a module fixture to compare with),
+    in a folder and Dagster home of its own."""
+    folder = tmp_path_factory.mktemp("clean")
+    with dagster_home(folder):
+        run = run_pipeline(dataset, folder, **tuning)
+    return reports(run.db, runs_apart=runs_apart)
+
+
 def cli_env(
     simulator: RunningSimulator, workdir: Path, *, local_orders: Path, **extra: str
 ) -> dict[str, str]:

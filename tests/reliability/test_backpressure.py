@@ -19,7 +19,7 @@ from pipelines.runner import materialize_all
 from pipelines.simulator import FaultConfig, FaultKind, RateLimits, generate_dataset, serve
 from pipelines.simulator.faults import Limit
 from tests.pipeline.helpers import FAST_RETRY, query, simulator_resources
-from tests.reliability._support import count, dagster_home, reports, run_pipeline
+from tests.reliability._support import clean_run_reports, count, reports, run_pipeline
 
 SMALL = {"timeout_seconds": 0.5, "page_size": 10}
 
@@ -67,10 +67,7 @@ def world():
 
 @pytest.fixture(scope="module")
 def clean(world, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clean")
-    with dagster_home(folder):
-        run = run_pipeline(world, folder, **SMALL)
-    return reports(run.db)
+    return clean_run_reports(world, tmp_path_factory, **SMALL)
 
 
 def test_providers_limiting_far_below_the_client_give_the_clean_reports(

@@ -18,11 +18,10 @@ import pytest
 from pipelines.simulator import RateLimits, generate_dataset, serve
 from tests.pipeline.helpers import query
 from tests.reliability._support import (
+    clean_run_reports,
     cli_env,
-    dagster_home,
     reports,
     run_cli,
-    run_pipeline,
     start_cli,
 )
 
@@ -34,10 +33,7 @@ def world():
 
 @pytest.fixture(scope="module")
 def clean(world, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clean")
-    with dagster_home(folder):
-        run = run_pipeline(world, folder)
-    return reports(run.db, runs_apart=True)
+    return clean_run_reports(world, tmp_path_factory, runs_apart=True)
 
 
 def _kill_when(

@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.simulator import FaultConfig, FaultKind, generate_dataset
 from pipelines.simulator.faults import TRANSPORT_KINDS
-from tests.reliability._support import dagster_home, reports, run_pipeline
+from tests.reliability._support import clean_run_reports, dagster_home, reports, run_pipeline
 
 ALL_KINDS = frozenset(FaultKind)
 PER_REQUEST = (*TRANSPORT_KINDS, FaultKind.TOKEN_EXPIRY)
@@ -40,10 +40,7 @@ def matrix_world():
 
 @pytest.fixture(scope="module")
 def clean_reports(matrix_world, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clean")
-    with dagster_home(folder):
-        run = run_pipeline(matrix_world, folder, **MATRIX)
-    return reports(run.db)
+    return clean_run_reports(matrix_world, tmp_path_factory, **MATRIX)
 
 
 def test_twenty_percent_faults_with_drift_give_the_clean_reports(
