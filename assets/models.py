@@ -28,6 +28,15 @@ from dbt.version import __version__ as dbt_core_version
 from packaging import version
 
 from assets._metadata import markdown_table
+from pipelines.incremental import (
+    BATCH_MODELS,
+    FULL_REFRESH_KIND,
+    FULL_REFRESH_TAG,
+    KIND_TAG,
+    needs_whole_staging,
+    plan_build,
+    record_build,
+)
 from pipelines.money import HEADLINE, MoneyLine, headline, money_lines, summary_json
 from pipelines.resources import WarehouseResource
 from pipelines.sql_project import (
@@ -38,6 +47,7 @@ from pipelines.sql_project import (
     discrepancy_codes,
     environment,
     manifest_path,
+    run_dbt,
 )
 
 _PREVIEW_ROWS = 10
@@ -251,14 +261,32 @@ def _dbt_cli() -> DbtCliResource:
     pool=POOL,
 )
 def sql_models(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
-    """`dbt build` of the selected seeds and models, with their tests, in one step."""
-    with warehouse.connect():
-        pass  # the file exists and has its raw schema, even before any ingestion ran
+    """`dbt build` of the selected seeds and models, with their tests, in one step: on the
+    orders touched since the last recorded build when it can be (pipelines.incremental)."""
+    tags = context.run.tags
+    whole_graph = set(context.selected_asset_keys) >= set(context.assets_def.keys)
+    # the file exists and has its raw schema, even before any ingestion ran
+    with warehouse.connect() as con:
+        plan = plan_build(
+            con,
+            full_refresh_requested=tags.get(FULL_REFRESH_TAG) == "true"
+            or tags.get(KIND_TAG) == FULL_REFRESH_KIND,
+            whole_graph=whole_graph,
+        )
+        staging_first = not whole_graph and needs_whole_staging(con)
+    context.log.info(
+        f"dbt build: {'full refresh' if plan.full_refresh else 'incremental'} ({plan.reason})"
+    )
     database = str(Path(warehouse.database).resolve())
+    if staging_first:
+        # An order batch left staging with the touched orders only: whole again first.
+        first = run_dbt(database, ["run", "--select", *BATCH_MODELS], environ=plan.environ())
+        if not first.success:
+            raise dg.Failure(description="dbt run of staging failed: " + "; ".join(first.failures))
     dbt = _dbt_cli()
-    with environment({DB_ENV: database}):
+    with environment({DB_ENV: database, **plan.environ()}):
         invocation = dbt.cli(
-            ["build"],
+            ["build", *(["--full-refresh"] if plan.full_refresh else [])],
             context=context,
             raise_on_error=False,
             target_path=Path("target") / "build",
@@ -268,6 +296,9 @@ def sql_models(context: AssetExecutionContext, warehouse: WarehouseResource) -> 
         with contextlib.redirect_stdout(io.StringIO()) as dbt_log:
             events = list(invocation.stream())
     context.log.debug(dbt_log.getvalue())
+    if invocation.is_successful() and whole_graph:
+        with warehouse.connect() as con:
+            record_build(con, plan)
     yield from _with_metadata(events, context.assets_def, warehouse)
     if not invocation.is_successful():
         failed = [

@@ -190,6 +190,36 @@ def run_dbt(
     return BuildOutcome(success=bool(result.success), statuses=statuses, failures=failures)
 
 
+def _planned_build(
+    db_path: Path | str, args: list[str], env: dict[str, str], *, full_refresh: bool, whole: bool
+) -> BuildOutcome:
+    import duckdb
+
+    from pipelines import incremental
+
+    con = duckdb.connect(str(db_path))
+    try:
+        plan = incremental.plan_build(con, full_refresh_requested=full_refresh, whole_graph=whole)
+        staging_first = not whole and incremental.needs_whole_staging(con)
+    finally:
+        con.close()
+    env = {**env, **plan.environ()}
+    if plan.full_refresh and "--full-refresh" not in args:
+        args = [*args, "--full-refresh"]
+    if staging_first:
+        first = run_dbt(db_path, ["run", "--select", *incremental.BATCH_MODELS], environ=env)
+        if not first.success:
+            return first
+    outcome = run_dbt(db_path, args, environ=env)
+    if outcome.success and whole:
+        con = duckdb.connect(str(db_path))
+        try:
+            incremental.record_build(con, plan)
+        finally:
+            con.close()
+    return outcome
+
+
 # Parsed projects by (database name, project files' newest mtime): parsing costs seconds of CPU
 # and dbt re-parses whenever the DuckDB path changes (it is part of the profile), so builds of
 # several files in one process (tests, benchmarks) parse once per database name. The name
@@ -239,12 +269,15 @@ def build(
     environ: Mapping[str, str] | None = None,
     check: bool = True,
     with_tests: bool = True,
+    incremental: bool = False,
 ) -> BuildOutcome:
     """`dbt build` (seeds, models, tests) of `select` (default: everything) into `db_path`.
 
     `run_at` stamps the history (the time of the run that found a finding); default: now.
     With `check`, a failing model or test raises SqlProjectError naming it; `with_tests=False`
-    builds seeds and models only.
+    builds seeds and models only. With `incremental`, the build is planned and recorded as a
+    run's build is (pipelines.incremental): on the touched orders when it can be; otherwise
+    every build recomputes every order.
     """
     import duckdb
 
@@ -269,7 +302,10 @@ def build(
         if run_at.tzinfo is None:
             raise ValueError("run_at must be timezone-aware")
         env[RUN_AT_ENV] = run_at.isoformat()
-    outcome = run_dbt(db_path, args, environ=env)
+    if incremental:
+        outcome = _planned_build(db_path, args, env, full_refresh=full_refresh, whole=not select)
+    else:
+        outcome = run_dbt(db_path, args, environ=env)
     if check and not outcome.success:
         raise SqlProjectError("dbt build failed: " + "; ".join(outcome.failures or ["see dbt log"]))
     return outcome

@@ -1,3 +1,4 @@
+-- depends_on: {{ ref('int_touched_orders') }}
 with
 
 local_orders as not materialized (
@@ -6,6 +7,7 @@ local_orders as not materialized (
 
 provider_esims as not materialized (
     select * from {{ ref('int_provider_esims') }}
+    where {{ in_order_batch('provider', 'order_no') }}
 ),
 
 coverage as (

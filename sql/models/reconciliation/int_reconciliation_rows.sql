@@ -1,3 +1,6 @@
+-- depends_on: {{ ref('int_touched_orders') }}
+{{ config(materialized='incremental', incremental_strategy='touched_orders') }}
+
 with
 
 local_orders as (
@@ -6,6 +9,7 @@ local_orders as (
 
 provider_esims as (
     select * from {{ ref('int_provider_esims') }}
+    where {{ in_order_batch('provider', 'order_no') }}
 ),
 
 matches as (
@@ -121,6 +125,7 @@ final as (
     from both_sides
     left join coverage on coverage.provider = both_sides.provider
     left join unpaired_local on unpaired_local.line_no = both_sides.local_line_no
+    where {{ in_order_batch('both_sides.provider', 'both_sides.order_no') }}
 )
 
 select * from final

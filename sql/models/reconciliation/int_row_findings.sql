@@ -1,9 +1,13 @@
+-- depends_on: {{ ref('int_touched_orders') }}
+{{ config(materialized='incremental', incremental_strategy='touched_orders') }}
+
 with
 
 -- Read by every finding below: scanned each time (only the columns and rows it needs), never
 -- copied whole into memory first.
 recon_rows as not materialized (
     select * from {{ ref('int_reconciliation_rows') }}
+    where {{ in_order_batch('provider', 'order_no') }}
 ),
 
 canonical_states as (
@@ -12,10 +16,12 @@ canonical_states as (
 
 state_transitions as (
     select * from {{ ref('int_state_transitions') }}
+    where {{ in_order_batch('provider', 'order_no') }}
 ),
 
 usage_changes as (
     select * from {{ ref('int_usage_changes') }}
+    where {{ in_order_batch('provider', 'order_no') }}
 ),
 
 discrepancy_types as (
@@ -155,9 +161,10 @@ usage_exceeds_volume as (
         and not coalesce(provider_is_unlimited, false)
 ),
 
+-- Over every order (an ICCID shared with a touched order touches the order holding it too).
 duplicated_local_iccids as (
     select local_iccid, count(*) as rows_with_iccid
-    from recon_rows
+    from {{ ref('int_reconciliation_rows') }}
     where local_line_no is not null and local_iccid is not null
     group by local_iccid
     having count(*) > 1
@@ -377,6 +384,7 @@ final as (
         found.local_value, found.provider_value, found.local_line_no, found.provider_esim_key
     from found
     left join discrepancy_types on discrepancy_types.discrepancy_type = found.discrepancy_type
+    where {{ in_order_batch('found.provider', 'found.order_no') }}
 )
 
 select * from final

@@ -1,3 +1,6 @@
+-- depends_on: {{ ref('int_touched_orders') }}
+{{ config(materialized='incremental', incremental_strategy='touched_orders') }}
+
 with
 
 state_history as (
@@ -65,6 +68,7 @@ final as (
             partition by provider, order_no, esim_key order by first_seen_at desc
         ) = 1 as is_latest
     from classified
+    where {{ in_order_batch('provider', 'order_no') }}
 )
 
 select * from final

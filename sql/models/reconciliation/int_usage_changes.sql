@@ -1,7 +1,11 @@
+-- depends_on: {{ ref('int_touched_orders') }}
+{{ config(materialized='incremental', incremental_strategy='touched_orders') }}
+
 with
 
 usage_history as (
     select * from {{ ref('stg_esim_usage_history') }}
+    where {{ in_order_batch('provider', 'order_no') }}
 ),
 
 sequenced as (

@@ -1,3 +1,6 @@
+-- depends_on: {{ ref('int_touched_orders') }}
+{{ config(materialized='incremental', incremental_strategy='touched_orders') }}
+
 with
 
 -- Each provider's observations in the canonical shape, from its own staging folder.
@@ -8,6 +11,7 @@ observations as (
 final as (
     select *
     from observations
+    where {{ in_order_batch('provider', 'order_no') }}
     qualify row_number() over (
         partition by provider, order_no, esim_key, observed_at order by used_bytes desc
     ) = 1

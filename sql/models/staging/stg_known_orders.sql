@@ -1,3 +1,4 @@
+-- depends_on: {{ ref('int_touched_orders') }}
 with
 
 esimtrade_list as (
@@ -10,6 +11,7 @@ esimtrade_syncs as (
 
 pressone_orders as (
     select * from {{ source('raw', 'pressone_orders') }}
+    where {{ in_order_batch("'pressone'", 'trim(order_code)') }}
 ),
 
 pressone_complete_loads as (

@@ -122,7 +122,9 @@ final as (
         esims.state_observed_at,
         esims.usage_observed,
         esims.is_order_level,
-        esims.in_stored_list
+        esims.in_stored_list,
+        -- never synced: each listing of the order judges its state again
+        esims.is_order_level as judged_by_listing
     from esims
     left join status_map on status_map.raw_value = esims.status_key
 )

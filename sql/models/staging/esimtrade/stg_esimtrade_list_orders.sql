@@ -1,7 +1,9 @@
+-- depends_on: {{ ref('int_touched_orders') }}
 with
 
 esimtrade_orders as (
     select * from {{ source('raw', 'esimtrade_orders') }}
+    where {{ in_order_batch("'esimtrade'", 'trim(provider_order_no)') }}
 ),
 
 complete_loads as (

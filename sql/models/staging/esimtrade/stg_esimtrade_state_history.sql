@@ -1,3 +1,4 @@
+-- depends_on: {{ ref('int_touched_orders') }}
 -- One row per run, never per fetch: a run reads the stored list before it syncs, so within a run
 -- the sync is what the run saw last. A failed sync judges nothing (the last good sync stands);
 -- the stored list judges only an order never synced successfully, as stg_esimtrade_esims does.
@@ -9,6 +10,7 @@ sync_attempts as (
 
 esimtrade_orders as (
     select * from {{ source('raw', 'esimtrade_orders') }}
+    where {{ in_order_batch("'esimtrade'", 'trim(provider_order_no)') }}
 ),
 
 status_map as (

@@ -1,7 +1,9 @@
+-- depends_on: {{ ref('int_touched_orders') }}
 with
 
 order_syncs as (
     select * from {{ source('raw', 'esimtrade_order_syncs') }}
+    where {{ in_order_batch("'esimtrade'", "coalesce(nullif(trim(order_no), ''), nullif(trim(requested_order_no), ''))") }}
 ),
 
 status_map as (

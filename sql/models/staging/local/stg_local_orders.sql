@@ -1,3 +1,4 @@
+-- depends_on: {{ ref('int_touched_orders') }}
 with
 
 local_orders as not materialized (
@@ -7,6 +8,7 @@ local_orders as not materialized (
         rowid as raw_row, run_id, loaded_at, source_file, line_no, provider, order_no, iccid,
         package_code, status, amount, currency, created_at
     from {{ source('raw', 'local_orders') }}
+    where {{ in_order_batch('lower(trim(provider))', 'trim(order_no)') }}
 ),
 
 status_map as (

@@ -12,6 +12,11 @@ state_history as (
     select * from {{ ref('stg_pressone_state_history') }}
 ),
 
+order_statuses_by_usage as (
+    select raw_value from {{ ref('canonical_status_map') }}
+    where provider = 'pressone' and vocabulary = 'order_status_by_usage'
+),
+
 latest_usage as (
     select *
     from usage_attempts
@@ -57,7 +62,12 @@ final as (
         latest_usage.fetched_at is not null as usage_observed,
         order_sims.is_order_level,
         order_sims.order_id,
-        order_sims.created_at
+        order_sims.created_at,
+        -- A listing judges the state again unless its order status needs the usage status
+        -- and one is known (then a run without a fresh usage judges nothing).
+        order_sims.order_status_key is null
+            or order_sims.order_status_key not in (select raw_value from order_statuses_by_usage)
+            or latest_state.usage_status_key is null as judged_by_listing
     from order_sims
     left join latest_usage
         on latest_usage.order_no = order_sims.order_no

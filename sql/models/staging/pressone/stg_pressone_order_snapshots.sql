@@ -1,7 +1,9 @@
+-- depends_on: {{ ref('int_touched_orders') }}
 with
 
 pressone_orders as (
     select * from {{ source('raw', 'pressone_orders') }}
+    where {{ in_order_batch("'pressone'", 'trim(order_code)') }}
 ),
 
 complete_loads as (

@@ -1,19 +1,44 @@
 -- The usage status makes a canonical state only together with the order status: see
 -- stg_pressone_state_history.
+-- depends_on: {{ ref('int_touched_orders') }}
+{%- set batch = order_batch_active() %}
+{%- set provider_esims = maintained_relation('int_provider_esims') %}
 with
-
-pressone_usage as (
-    select * from {{ source('raw', 'pressone_usage') }}
-),
 
 order_sims as (
     select * from {{ ref('stg_pressone_order_sims') }}
 ),
 
+-- A usage row belongs to the newest order holding its ICCID, among every order: in an order
+-- batch, the touched orders' sims and, for the other orders, their sims as the last build left
+-- them (untouched, so unchanged).
+{%- if batch %}
+untouched_sims as (
+    select order_no, iccid, created_at
+    from {{ provider_esims }}
+    where provider = 'pressone'
+        and iccid is not null
+        and not {{ in_order_batch("'pressone'", 'order_no') }}
+),
+{%- endif %}
+
 sims as (
     select order_no, iccid, created_at
     from order_sims
     where iccid is not null
+    {%- if batch %}
+    union all
+    select * from untouched_sims
+    {%- endif %}
+),
+
+pressone_usage as (
+    select * from {{ source('raw', 'pressone_usage') }}
+    {%- if batch %}
+    -- a row whose ICCID only untouched orders hold is one of theirs: not read
+    where coalesce(trim(iccid) in (select iccid from order_sims), false)
+        or not coalesce(trim(iccid) in (select iccid from untouched_sims), false)
+    {%- endif %}
 ),
 
 newest_order_per_iccid as (
@@ -72,3 +97,4 @@ final as (
 )
 
 select * from final
+where {{ in_order_batch("'pressone'", "coalesce(order_no, '')") }}

@@ -1,0 +1,364 @@
+{#-
+  The orders this build recomputes (see macros/order_batch.sql). One row per touched
+  (provider, order_no), or a single row with is_all when every order is rebuilt: in a whole build,
+  and whenever the touched set cannot be derived with certainty.
+
+  Touched since the last recorded build (builds.last_build, builds.built_runs, written by
+  pipelines.incremental after a successful build only):
+  - an eSIMTrade sync or PressOne usage row of a run not built yet (crashed runs included);
+  - an order listed by a complete list load not built yet whose listed rows differ from its
+    previous listing (or that was never listed before). A list is re-read whole every run, so an
+    unchanged listing touches nothing, except where a listing judges the eSIM's state again
+    (int_provider_esims.judged_by_listing: its state_observed_at moves);
+  - a local line (by line_no) whose content differs between the latest complete local load and
+    the one the last build read, on either side (a vanished line touches its order);
+  - the touched set of a build that did not complete (it is recomputed too);
+  - every order sharing an ICCID, local or provider, old or new, with the above: a local ICCID
+    counts duplicates across orders, and a PressOne usage row belongs to the newest order
+    holding its ICCID.
+  An order vanishing from a list changes nothing here (the stored list keeps its last listing).
+  Every build (on the touched orders or whole) is as of the same raw data: the result equals a
+  full refresh.
+-#}
+{{ config(materialized='table') }}
+-- The order-batch branch below is rendered only when a build runs; its dependencies:
+-- depends_on: {{ ref('stg_raw_runs') }}, {{ ref('stg_ingest_loads') }}, {{ ref('int_source_coverage') }}
+-- depends_on: {{ source('raw', 'esimtrade_orders') }}, {{ source('raw', 'esimtrade_order_syncs') }}
+-- depends_on: {{ source('raw', 'pressone_orders') }}, {{ source('raw', 'pressone_usage') }}
+-- depends_on: {{ source('raw', 'local_orders') }}
+
+{%- set recon_rows = maintained_relation('int_reconciliation_rows') -%}
+{%- set provider_esims = maintained_relation('int_provider_esims') -%}
+{%- set last_build = adapter.get_relation(database=target.database, schema='builds', identifier='last_build') -%}
+{%- set previous = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) -%}
+
+{% if not (order_batch_requested() and recon_rows and provider_esims and last_build and previous) %}
+
+select
+    cast(null as varchar) as provider,
+    cast(null as varchar) as order_no,
+    true as is_all,
+    {{ dbt.string_literal(invocation_id) }} as batch_id
+
+{% else %}
+
+with
+
+last_build as (
+    select * from builds.last_build
+),
+
+built_runs as (
+    select * from builds.built_runs
+),
+
+raw_runs as (
+    select * from {{ ref('stg_raw_runs') }}
+),
+
+ingest_loads as (
+    select * from {{ ref('stg_ingest_loads') }}
+),
+
+coverage as (
+    select provider, is_ingested, local_loaded from {{ ref('int_source_coverage') }}
+),
+
+recon_rows as (
+    select provider, order_no, local_iccid, provider_iccid from {{ recon_rows }}
+),
+
+provider_esims as (
+    select provider, order_no, iccid, judged_by_listing from {{ provider_esims }}
+),
+
+new_runs as (
+    select raw_table, run_id, row_count, is_complete, finished_at from raw_runs
+    except
+    select raw_table, run_id, row_count, is_complete, finished_at from built_runs
+),
+
+-- Raw is append-only: a built run with fewer rows, or gone, or no longer complete, means the
+-- recorded state cannot be trusted.
+lost_runs as (
+    select built_runs.raw_table
+    from built_runs
+    left join raw_runs
+        on raw_runs.raw_table = built_runs.raw_table and raw_runs.run_id = built_runs.run_id
+    where raw_runs.run_id is null
+        or raw_runs.row_count < built_runs.row_count
+        or (built_runs.is_complete and not raw_runs.is_complete)
+),
+
+-- A new complete load finishing before a built one of the same table would change which load
+-- is latest for orders it did not list: not derived here.
+late_loads as (
+    select new_runs.raw_table
+    from new_runs
+    inner join (
+        select raw_table, max(finished_at) as last_built_at
+        from built_runs
+        where is_complete
+        group by raw_table
+    ) as built on built.raw_table = new_runs.raw_table
+    where new_runs.is_complete and new_runs.finished_at <= built.last_built_at
+),
+
+coverage_changes as (
+    (select * from coverage except select provider, is_ingested, local_loaded from builds.built_coverage)
+    union all
+    (select provider, is_ingested, local_loaded from builds.built_coverage except select * from coverage)
+),
+
+-- The previous build's touched set when that build did not complete.
+unfinished as (
+    select provider, order_no, is_all
+    from {{ previous }}
+    where batch_id <> (select batch_id from last_build)
+),
+
+local_loads as (
+    select
+        (
+            select run_id from ingest_loads
+            where asset = 'local_orders' and is_complete
+            order by finished_at desc, run_id desc
+            limit 1
+        ) as current_run_id,
+        (select local_run_id from last_build) as built_run_id
+),
+
+local_lines as (
+    select
+        local_orders.run_id,
+        local_orders.line_no,
+        lower(trim(local_orders.provider)) as provider,
+        trim(local_orders.order_no) as order_no,
+        nullif(trim(local_orders.iccid), '') as iccid,
+        hash(
+            local_orders.provider, local_orders.order_no, local_orders.iccid,
+            local_orders.package_code, local_orders.status, local_orders.amount,
+            local_orders.currency, local_orders.created_at
+        ) as line_hash
+    from {{ source('raw', 'local_orders') }} as local_orders
+    where local_orders.run_id in (
+        select current_run_id from local_loads where current_run_id is distinct from built_run_id
+        union all
+        select built_run_id from local_loads where current_run_id is distinct from built_run_id
+    )
+),
+
+changed_local_lines as (
+    (
+        select line_no, provider, order_no, iccid, line_hash from local_lines
+        where run_id = (select current_run_id from local_loads)
+        except
+        select line_no, provider, order_no, iccid, line_hash from local_lines
+        where run_id = (select built_run_id from local_loads)
+    )
+    union all
+    (
+        select line_no, provider, order_no, iccid, line_hash from local_lines
+        where run_id = (select built_run_id from local_loads)
+        except
+        select line_no, provider, order_no, iccid, line_hash from local_lines
+        where run_id = (select current_run_id from local_loads)
+    )
+),
+
+list_loads as (
+    select raw_table, run_id, finished_at, false as is_new
+    from built_runs
+    where is_complete and raw_table in ('esimtrade_orders', 'pressone_orders')
+    union all
+    select raw_table, run_id, finished_at, true as is_new
+    from new_runs
+    where is_complete and raw_table in ('esimtrade_orders', 'pressone_orders')
+),
+
+esimtrade_listed as (
+    select
+        trim(provider_order_no) as order_no,
+        run_id,
+        hash(status, package_code, quantity, cost_price, sell_price) as row_hash,
+        cast(null as varchar) as iccid
+    from {{ source('raw', 'esimtrade_orders') }}
+    where run_id in (select run_id from list_loads where raw_table = 'esimtrade_orders')
+),
+
+pressone_listed as (
+    select
+        trim(order_code) as order_no,
+        run_id,
+        hash(
+            order_id, order_type, order_status, created_at, package_id, quantity, price,
+            currency, sim_id, sim_index, iccid
+        ) as row_hash,
+        nullif(trim(iccid), '') as iccid
+    from {{ source('raw', 'pressone_orders') }}
+    where run_id in (select run_id from list_loads where raw_table = 'pressone_orders')
+),
+
+listed as (
+    select 'esimtrade' as provider, 'esimtrade_orders' as raw_table, * from esimtrade_listed
+    union all
+    select 'pressone' as provider, 'pressone_orders' as raw_table, * from pressone_listed
+),
+
+-- One content per order and load: its listed rows, in any order.
+listings as (
+    select
+        listed.provider,
+        listed.order_no,
+        listed.run_id,
+        any_value(list_loads.finished_at) as finished_at,
+        bool_or(list_loads.is_new) as is_new,
+        hash(list_sort(list(listed.row_hash))) as content
+    from listed
+    inner join list_loads
+        on list_loads.raw_table = listed.raw_table and list_loads.run_id = listed.run_id
+    group by listed.provider, listed.order_no, listed.run_id
+),
+
+relisted_orders as (
+    select distinct provider, order_no from listings where is_new
+),
+
+previous_listings as (
+    select provider, order_no, arg_max(content, finished_at) as content
+    from listings
+    where not is_new
+    group by provider, order_no
+),
+
+list_changes as (
+    select listings.provider, listings.order_no
+    from listings
+    left join previous_listings
+        on previous_listings.provider = listings.provider
+        and previous_listings.order_no = listings.order_no
+    where listings.is_new and listings.content is distinct from previous_listings.content
+),
+
+-- Listed again unchanged, but the listing judges the state again (it moves state_observed_at).
+rejudged as (
+    select provider_esims.provider, provider_esims.order_no
+    from provider_esims
+    inner join relisted_orders
+        on relisted_orders.provider = provider_esims.provider
+        and relisted_orders.order_no = provider_esims.order_no
+    where provider_esims.judged_by_listing is not false
+),
+
+new_syncs as (
+    select
+        coalesce(nullif(trim(order_no), ''), nullif(trim(requested_order_no), '')) as order_no,
+        nullif(trim(iccid), '') as iccid,
+        nullif(trim(requested_iccid), '') as requested_iccid
+    from {{ source('raw', 'esimtrade_order_syncs') }}
+    where run_id in (select run_id from new_runs where raw_table = 'esimtrade_order_syncs')
+),
+
+new_usage as (
+    select
+        coalesce(nullif(trim(order_code), ''), '') as order_no,
+        nullif(trim(iccid), '') as iccid
+    from {{ source('raw', 'pressone_usage') }}
+    where run_id in (select run_id from new_runs where raw_table = 'pressone_usage')
+),
+
+direct as (
+    select provider, order_no from list_changes
+    union
+    select provider, order_no from rejudged
+    union
+    select 'esimtrade', order_no from new_syncs where order_no is not null
+    union
+    select 'pressone', order_no from new_usage
+    -- a usage row no order holds is reported under order_no '' (sync_failed)
+    union
+    select 'pressone', '' from new_usage
+    union
+    select provider, order_no from changed_local_lines
+    union
+    select provider, order_no from unfinished where not is_all
+),
+
+touched_iccids as (
+    select iccid from new_syncs
+    union
+    select requested_iccid from new_syncs
+    union
+    select iccid from new_usage
+    union
+    select iccid from changed_local_lines
+    union
+    select pressone_listed.iccid
+    from pressone_listed
+    inner join direct
+        on direct.provider = 'pressone' and direct.order_no = pressone_listed.order_no
+    where pressone_listed.run_id in (select run_id from new_runs)
+    union
+    select recon_rows.local_iccid
+    from recon_rows
+    inner join direct
+        on direct.provider = recon_rows.provider and direct.order_no = recon_rows.order_no
+    union
+    select recon_rows.provider_iccid
+    from recon_rows
+    inner join direct
+        on direct.provider = recon_rows.provider and direct.order_no = recon_rows.order_no
+),
+
+sharing_an_iccid as (
+    select provider, order_no
+    from recon_rows
+    where local_iccid in (select iccid from touched_iccids where iccid is not null)
+        or provider_iccid in (select iccid from touched_iccids where iccid is not null)
+),
+
+touched as (
+    select provider, order_no from direct
+    union
+    select provider, order_no from sharing_an_iccid
+),
+
+unsure as (
+    select 'lost run' as reason from lost_runs
+    union all
+    select 'late load' from late_loads
+    union all
+    select 'coverage changed' from coverage_changes
+    union all
+    select 'unfinished whole build' from unfinished where is_all
+    union all
+    select 'local load missing'
+    from local_loads
+    where current_run_id is distinct from built_run_id
+        and (current_run_id is null or built_run_id is null)
+    union all
+    select 'touched order without a key'
+    from touched
+    where provider is null or order_no is null
+),
+
+final as (
+    select
+        cast(null as varchar) as provider,
+        cast(null as varchar) as order_no,
+        true as is_all,
+        {{ dbt.string_literal(invocation_id) }} as batch_id
+    where exists (select 1 from unsure)
+    union all
+    select
+        provider,
+        order_no,
+        false as is_all,
+        {{ dbt.string_literal(invocation_id) }} as batch_id
+    from touched
+    where not exists (select 1 from unsure)
+)
+
+select * from final
+
+{% endif %}

@@ -1,0 +1,212 @@
+"""Incremental builds against real pipeline runs: after every run, the warehouse built on the
+touched orders only equals a full refresh of the same raw data, relation by relation (EXCEPT ALL
+both ways), for every reports.* relation and every incrementally maintained model.
+
+Between the runs the simulated world moves (statuses, usage), orders appear, one vanishes from
+the eSIMTrade list, a sync and a usage fetch start failing, a local line is edited, another
+removed (its order then yields no rows at all), and a local line takes an ICCID that another
+order's line holds (a duplicate across orders: the other order is touched only through the
+shared ICCID).
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from pipelines import incremental
+from pipelines.definitions import runnable
+from pipelines.runner import materialize_all
+from pipelines.simulator import RateLimits, generate_dataset, serve
+from pipelines.sql_project import RUN_AT_ENV, build, environment
+from tests.pipeline.helpers import query, simulator_resources
+
+MAINTAINED = (
+    "reconciliation.int_provider_esims",
+    "reconciliation.int_reconciliation_rows",
+    "reconciliation.int_row_findings",
+    "reconciliation.int_state_transitions",
+    "reconciliation.int_usage_changes",
+    "staging.stg_esim_usage_history",
+)
+START = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
+
+
+def _relations(db: Path) -> list[str]:
+    reports = [
+        f"reports.{name}"
+        for (name,) in query(
+            db,
+            "select table_name from duckdb_tables() where schema_name = 'reports' "
+            "order by table_name",
+        )
+    ]
+    return [*reports, *MAINTAINED]
+
+
+def _differences(incremental_db: Path, full_db: Path) -> dict[str, tuple[int, int]]:
+    """Per relation, (rows only in the incremental build, rows only in the full refresh)."""
+    con = duckdb.connect(str(incremental_db), read_only=True)
+    try:
+        con.execute(f"attach '{full_db}' as full_refresh (read_only)")
+        found: dict[str, tuple[int, int]] = {}
+        for relation in _relations(incremental_db):
+            mine = f"{incremental_db.stem}.{relation}"
+            theirs = f"full_refresh.{relation}"
+            only_mine = con.execute(
+                f"select count(*) from (select * from {mine} except all select * from {theirs})"
+            ).fetchone()
+            only_theirs = con.execute(
+                f"select count(*) from (select * from {theirs} except all select * from {mine})"
+            ).fetchone()
+            assert only_mine is not None and only_theirs is not None
+            if only_mine[0] or only_theirs[0]:
+                found[relation] = (only_mine[0], only_theirs[0])
+        return found
+    finally:
+        con.close()
+
+
+def _compare_with_full_refresh(db: Path, run_at: datetime, name: str) -> dict[str, Any]:
+    full = db.parent / f"{name}.duckdb"
+    shutil.copy(db, full)
+    build(full, full_refresh=True, run_at=run_at)
+    return {"differences": _differences(db, full), "rows": _row_counts(db)}
+
+
+def _row_counts(db: Path) -> dict[str, int]:
+    return {r: query(db, f"select count(*) from {r}")[0][0] for r in _relations(db)}
+
+
+def _last_build(db: Path) -> dict[str, Any]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        recorded = incremental.last_build(con)
+    finally:
+        con.close()
+    assert recorded is not None
+    return recorded
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("incremental")
+    dataset = generate_dataset(seed=23, orders=240)
+    local, db = tmp / "local_orders.csv", tmp / "recon.duckdb"
+    # Orders the providers only get later: the newest of each list.
+    later_esimtrade = dataset.esimtrade[:3]
+    later_pressone = [o for o in dataset.pressone if o.type == "sim"][:3]
+    dataset.esimtrade = dataset.esimtrade[3:]
+    dataset.pressone = [o for o in dataset.pressone if o not in later_pressone]
+    dataset.reindex()
+    dataset.write_local_orders(local)
+    compared: list[dict[str, Any]] = []
+    builds: list[dict[str, Any]] = []
+
+    def run(number: int, resources: dict[str, Any]) -> None:
+        run_at = START + timedelta(hours=number)
+        with environment({RUN_AT_ENV: run_at.isoformat()}):
+            outcome = materialize_all(runnable, resources, db_path=db)
+        assert outcome.success, outcome.failures
+        builds.append(_last_build(db))
+        compared.append(_compare_with_full_refresh(db, run_at, f"full_{number}"))
+
+    with serve(dataset, rate_limits=RateLimits.unlimited()) as simulator:
+        resources = simulator_resources(simulator, db, local, full_sync=False)
+        run(1, resources)
+
+        # Run 2: the world moves, new orders, a failing sync and usage fetch, an edited line.
+        dataset.advance()
+        dataset.esimtrade = later_esimtrade + dataset.esimtrade
+        dataset.pressone = later_pressone + dataset.pressone
+        dataset.reindex()
+        next(e for e in dataset.esimtrade[5:] if e.esim_status == "IN_USE").poisoned = True
+        next(u for u in dataset.pressone_usage.values() if u.status == "ACTIVE").poisoned = True
+        edited = dataset.local_rows[10]
+        edited.status = "cancelled" if edited.status != "cancelled" else "active"
+        dataset.write_local_orders(local)
+        run(2, resources)
+
+        # Run 3: an order vanishes from the eSIMTrade list; a local line whose order only it
+        # makes (missing_at_provider) is removed; a line takes another order's ICCID.
+        findings = query(
+            db,
+            "select order_no from reports.discrepancies "
+            "where discrepancy_type = 'missing_at_provider'",
+        )
+        missing = {order_no for (order_no,) in findings}
+        removed = next(r for r in dataset.local_rows if r.order_no in missing)
+        dataset.local_rows.remove(removed)
+        holder = next(r for r in reversed(dataset.local_rows) if r.iccid)
+        taker = next(r for r in dataset.local_rows if r.iccid and r.order_no != holder.order_no)
+        taker.iccid = holder.iccid
+        vanished = dataset.esimtrade.pop(20)
+        dataset.reindex()
+        dataset.write_local_orders(local)
+        run(3, resources)
+
+        # Run 4: the world moves again, nothing else.
+        dataset.advance()
+        run(4, resources)
+
+    return {
+        "db": db,
+        "compared": compared,
+        "builds": builds,
+        "removed": removed,
+        "holder": holder,
+        "vanished": vanished.order_no,
+    }
+
+
+def test_the_first_run_is_a_full_refresh_and_the_next_ones_are_incremental(runs) -> None:
+    kinds = [(b["kind"], b["rebuilt_all"]) for b in runs["builds"]]
+    assert kinds[0] == ("full refresh", True)
+    assert all(kind == ("touched orders", False) for kind in kinds[1:]), kinds
+    assert all(b["touched_orders"] > 0 for b in runs["builds"][1:])
+
+
+@pytest.mark.parametrize("run_number", [1, 2, 3, 4])
+def test_every_run_equals_a_full_refresh_of_the_same_data(runs, run_number: int) -> None:
+    compared = runs["compared"][run_number - 1]
+    assert compared["differences"] == {}
+    # not an empty comparison
+    assert compared["rows"]["reports.reconciliation"] > 200
+    assert compared["rows"]["reports.discrepancies"] > 0
+
+
+def test_the_changes_are_in_the_reports(runs) -> None:
+    db = runs["db"]
+    removed = runs["removed"]
+    assert not query(
+        db,
+        "select 1 from reports.reconciliation where provider = ? and order_no = ?",
+        [removed.provider, removed.order_no],
+    )
+    shared = query(
+        db,
+        "select count(distinct order_no) from reports.discrepancies "
+        "where discrepancy_type = 'duplicate_iccid' and iccid = ?",
+        [runs["holder"].iccid],
+    )
+    assert shared[0][0] >= 2
+
+
+def test_a_build_with_nothing_new_touches_no_orders(runs, tmp_path: Path) -> None:
+    db = tmp_path / "again.duckdb"
+    shutil.copy(runs["db"], db)
+    run_at = START + timedelta(hours=5)
+    build(db, incremental=True, run_at=run_at)
+    recorded = _last_build(db)
+    assert (recorded["kind"], recorded["rebuilt_all"], recorded["touched_orders"]) == (
+        "touched orders",
+        False,
+        0,
+    )
+    compared = _compare_with_full_refresh(db, run_at, "full_again")
+    assert compared["differences"] == {}
