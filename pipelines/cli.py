@@ -40,6 +40,7 @@ Examples:
   esim-recon run --select pressone_orders
   esim-recon run --select 'esimtrade_order_syncs+'
   esim-recon run --incremental --budget 5000
+  esim-recon run --full-refresh                      # rebuild every model from all of raw
   esim-recon run --from 2026-01-01 --to 2026-01-31   # backfill: lists of those days only
 """
 
@@ -282,6 +283,12 @@ def main() -> None:
     is_flag=True,
     help="Skip eSIMs already synced in a terminal state (the hourly job's mode).",
 )
+@click.option(
+    "--full-refresh",
+    is_flag=True,
+    help="Rebuild every SQL model from all of raw (default: recompute only the orders touched "
+    "since the last successful build).",
+)
 @click.option("--budget", type=click.IntRange(min=0), help="At most N syncs per provider.")
 @click.option(
     "--from",
@@ -298,6 +305,7 @@ def main() -> None:
 def run(
     selection: str | None,
     incremental: bool,
+    full_refresh: bool,
     budget: int | None,
     window_from: Any,
     window_to: Any,
@@ -305,7 +313,9 @@ def run(
     """One full reconciliation against the configured providers.
 
     With --from/--to, the provider lists are read for those created_at days only (the day
-    partitions of the list assets, in one run); everything else runs as usual.
+    partitions of the list assets, in one run); everything else runs as usual. The SQL models
+    recompute only the orders touched since the last successful build; --full-refresh (and the
+    daily job, which --incremental launches) rebuilds them from all of raw.
     """
     settings = _settings()
     try:
@@ -313,6 +323,10 @@ def run(
     except ConfigError as exc:
         _die(f"configuration: {exc}", 2)
     tags = _window_tags(window_from, window_to)
+    if full_refresh:
+        from pipelines.incremental import FULL_REFRESH_TAG
+
+        tags = {**(tags or {}), FULL_REFRESH_TAG: "true"}
     started = time.monotonic()
     outcome = _run_graph(
         settings, selection=selection, full_sync=not incremental, budget=budget, tags=tags

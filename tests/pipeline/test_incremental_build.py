@@ -132,27 +132,50 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         dataset.write_local_orders(local)
         run(2, resources)
 
-        # Run 3: an order vanishes from the eSIMTrade list; a local line whose order only it
-        # makes (missing_at_provider) is removed; a line takes another order's ICCID.
-        findings = query(
-            db,
-            "select order_no from reports.discrepancies "
-            "where discrepancy_type = 'missing_at_provider'",
-        )
-        missing = {order_no for (order_no,) in findings}
-        removed = next(r for r in dataset.local_rows if r.order_no in missing)
-        dataset.local_rows.remove(removed)
-        holder = next(r for r in reversed(dataset.local_rows) if r.iccid)
-        taker = next(r for r in dataset.local_rows if r.iccid and r.order_no != holder.order_no)
-        taker.iccid = holder.iccid
+        # Run 3: an order vanishes from the eSIMTrade list.
         vanished = dataset.esimtrade.pop(20)
         dataset.reindex()
-        dataset.write_local_orders(local)
         run(3, resources)
 
         # Run 4: the world moves again, nothing else.
         dataset.advance()
         run(4, resources)
+
+        # Run 5, the local file only (no provider data, so nothing else touches an order): the
+        # line of an order only it makes (missing_at_provider) is removed, the last such line so
+        # that no line before it moves; a line takes the ICCID of the first line having one,
+        # whose order is then touched only through the shared ICCID.
+        missing = {
+            order_no
+            for (order_no,) in query(
+                db,
+                "select order_no from reports.discrepancies "
+                "where discrepancy_type = 'missing_at_provider'",
+            )
+        }
+        lines_per_order: dict[str, int] = {}
+        for row in dataset.local_rows:
+            lines_per_order[row.order_no] = lines_per_order.get(row.order_no, 0) + 1
+        removed = next(
+            r
+            for r in reversed(dataset.local_rows)
+            if r.order_no in missing and lines_per_order[r.order_no] == 1
+        )
+        holder = next(r for r in dataset.local_rows if r.iccid)
+        taker = next(
+            r
+            for r in dataset.local_rows[dataset.local_rows.index(holder) + 1 :]
+            if r.iccid and r.order_no != holder.order_no and r is not removed
+        )
+        taker.iccid = holder.iccid
+        dataset.local_rows.remove(removed)
+        dataset.write_local_orders(local)
+        outcome = materialize_all(runnable, resources, db_path=db, selection="local_orders")
+        assert outcome.success, outcome.failures
+        run_at = START + timedelta(hours=5)
+        build(db, incremental=True, run_at=run_at)
+        builds.append(_last_build(db))
+        compared.append(_compare_with_full_refresh(db, run_at, "full_5"))
 
     return {
         "db": db,
@@ -171,7 +194,7 @@ def test_the_first_run_is_a_full_refresh_and_the_next_ones_are_incremental(runs)
     assert all(b["touched_orders"] > 0 for b in runs["builds"][1:])
 
 
-@pytest.mark.parametrize("run_number", [1, 2, 3, 4])
+@pytest.mark.parametrize("run_number", [1, 2, 3, 4, 5])
 def test_every_run_equals_a_full_refresh_of_the_same_data(runs, run_number: int) -> None:
     compared = runs["compared"][run_number - 1]
     assert compared["differences"] == {}
@@ -200,7 +223,7 @@ def test_the_changes_are_in_the_reports(runs) -> None:
 def test_a_build_with_nothing_new_touches_no_orders(runs, tmp_path: Path) -> None:
     db = tmp_path / "again.duckdb"
     shutil.copy(runs["db"], db)
-    run_at = START + timedelta(hours=5)
+    run_at = START + timedelta(hours=6)
     build(db, incremental=True, run_at=run_at)
     recorded = _last_build(db)
     assert (recorded["kind"], recorded["rebuilt_all"], recorded["touched_orders"]) == (
