@@ -1,6 +1,8 @@
 {{ config(meta={'dagster': {'ref': {'name': 'reconciliation'}}}) }}
 {#- Every latest local row and every provider eSIM appears exactly once in
-    reports.reconciliation, and nothing else does. Returns the offending items. -#}
+    reports.reconciliation, and nothing else does. Returns the offending items. A build on the
+    touched orders checks those orders (staging holds no other). -#}
+-- depends_on: {{ ref('int_touched_orders') }}
 with
 
 local_rows as (
@@ -9,18 +11,24 @@ local_rows as (
 
 provider_esims as (
     select provider, order_no, esim_key from {{ ref('int_provider_esims') }}
+    where {{ in_order_batch('provider', 'order_no') }}
+),
+
+report_rows as (
+    select * from {{ ref('reconciliation') }}
+    where {{ in_order_batch('provider', 'order_no') }}
 ),
 
 report_local as (
     select local_line_no, count(*) as copies
-    from {{ ref('reconciliation') }}
+    from report_rows
     where local_line_no is not null
     group by local_line_no
 ),
 
 report_provider as (
     select provider, order_no, provider_esim_key, count(*) as copies
-    from {{ ref('reconciliation') }}
+    from report_rows
     where provider_esim_key is not null
     group by all
 ),

@@ -107,12 +107,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     dataset.write_local_orders(local)
     compared: list[dict[str, Any]] = []
     builds: list[dict[str, Any]] = []
+    failed_checks: list[list[str]] = []
 
     def run(number: int, resources: dict[str, Any]) -> None:
         run_at = START + timedelta(hours=number)
         with environment({RUN_AT_ENV: run_at.isoformat()}):
             outcome = materialize_all(runnable, resources, db_path=db)
         assert outcome.success, outcome.failures
+        failed_checks.append(list(outcome.failed_checks))
         builds.append(_last_build(db))
         compared.append(_compare_with_full_refresh(db, run_at, f"full_{number}"))
 
@@ -173,7 +175,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         outcome = materialize_all(runnable, resources, db_path=db, selection="local_orders")
         assert outcome.success, outcome.failures
         run_at = START + timedelta(hours=5)
-        build(db, incremental=True, run_at=run_at)
+        built = build(db, incremental=True, run_at=run_at)
+        failed_checks.append(
+            [name for name, status in built.statuses.items() if status not in ("pass", "success")]
+        )
         builds.append(_last_build(db))
         compared.append(_compare_with_full_refresh(db, run_at, "full_5"))
 
@@ -181,6 +186,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "db": db,
         "compared": compared,
         "builds": builds,
+        "failed_checks": failed_checks,
         "removed": removed,
         "holder": holder,
         "vanished": vanished.order_no,
@@ -192,6 +198,12 @@ def test_the_first_run_is_a_full_refresh_and_the_next_ones_are_incremental(runs)
     assert kinds[0] == ("full refresh", True)
     assert all(kind == ("touched orders", False) for kind in kinds[1:]), kinds
     assert all(b["touched_orders"] > 0 for b in runs["builds"][1:])
+
+
+def test_the_reconciliation_coverage_check_holds_on_every_build(runs) -> None:
+    assert runs["failed_checks"][0] is not None
+    for failed in runs["failed_checks"]:
+        assert not [name for name in failed if "reconciliation_coverage" in name], failed
 
 
 @pytest.mark.parametrize("run_number", [1, 2, 3, 4, 5])
