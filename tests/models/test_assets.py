@@ -45,8 +45,18 @@ def test_the_whole_graph_is_one_step_in_the_duckdb_pool():
 
 def test_dependencies_come_from_the_sql():
     deps = {name: {d.asset_key.to_user_string() for d in spec.deps} for name, spec in SPECS.items()}
-    assert deps["stg_local_orders"] == {"local_orders", "stg_ingest_loads", "stg_local_status_map"}
-    assert deps["stg_esimtrade_sync_attempts"] == {"esimtrade_order_syncs", "canonical_status_map"}
+    # int_touched_orders: which orders an incremental build reads (macros/order_batch.sql)
+    assert deps["stg_local_orders"] == {
+        "local_orders",
+        "stg_ingest_loads",
+        "stg_local_status_map",
+        "int_touched_orders",
+    }
+    assert deps["stg_esimtrade_sync_attempts"] == {
+        "esimtrade_order_syncs",
+        "canonical_status_map",
+        "int_touched_orders",
+    }
     assert deps["discrepancies"] == {"discrepancy_history"}
     assert "pressone_usage" in deps["stg_pressone_usage_attempts"]
     # raw.ingest_log is bookkeeping written by every ingestion asset, not an asset

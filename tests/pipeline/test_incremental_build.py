@@ -245,3 +245,40 @@ def test_a_build_with_nothing_new_touches_no_orders(runs, tmp_path: Path) -> Non
     )
     compared = _compare_with_full_refresh(db, run_at, "full_again")
     assert compared["differences"] == {}
+
+
+def test_the_kind_of_build_follows_the_record_and_the_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    con = duckdb.connect(str(tmp_path / "plan.duckdb"))
+    try:
+
+        def plan(requested: bool = False, whole: bool = True) -> tuple[bool, bool]:
+            chosen = incremental.plan_build(
+                con, full_refresh_requested=requested, whole_graph=whole
+            )
+            return chosen.full_refresh, chosen.order_batch
+
+        assert plan() == (True, False)  # first build
+        con.execute("create schema builds")
+        con.execute(
+            "create table builds.last_build as select cast($fingerprint as varchar) as fingerprint",
+            {"fingerprint": incremental.fingerprint()},
+        )
+        assert plan() == (False, True)
+        assert plan(requested=True) == (True, False)
+        assert plan(whole=False) == (False, False)
+        # the local status map the models read changed: a full refresh
+        mapping = tmp_path / "status_map.csv"
+        mapping.write_text("local_status,canonical_state\nshipped,active\n", encoding="utf-8")
+        monkeypatch.setenv(incremental.LOCAL_STATUS_MAP_ENV, str(mapping))
+        assert plan() == (True, False)
+    finally:
+        con.close()
+
+
+def test_the_daily_job_is_a_full_refresh() -> None:
+    from pipelines.automation import daily_full_refresh_job, hourly_sync_job
+
+    assert daily_full_refresh_job.tags[incremental.KIND_TAG] == incremental.FULL_REFRESH_KIND
+    assert hourly_sync_job.tags[incremental.KIND_TAG] != incremental.FULL_REFRESH_KIND
