@@ -27,22 +27,22 @@
 -- depends_on: {{ source('raw', 'pressone_orders') }}, {{ source('raw', 'pressone_usage') }}
 -- depends_on: {{ source('raw', 'local_orders') }}
 
-{%- set recon_rows = maintained_relation('int_reconciliation_rows') -%}
-{%- set provider_esims = maintained_relation('int_provider_esims') -%}
-{%- set last_build = adapter.get_relation(database=target.database, schema='builds', identifier='last_build') -%}
-{%- set previous = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) -%}
-
-{% if not (order_batch_requested() and recon_rows and provider_esims and last_build and previous) %}
-
-select
-    cast(null as varchar) as provider,
-    cast(null as varchar) as order_no,
-    true as is_all,
-    {{ dbt.string_literal(invocation_id) }} as batch_id
-
-{% else %}
-
 with
+{%- set recon_rows = maintained_relation('int_reconciliation_rows') %}
+{%- set provider_esims = maintained_relation('int_provider_esims') %}
+{%- set last_build = adapter.get_relation(database=target.database, schema='builds', identifier='last_build') %}
+{%- set previous = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) %}
+{%- if not (order_batch_requested() and recon_rows and provider_esims and last_build and previous) %}
+
+final as (
+    select
+        cast(null as varchar) as provider,
+        cast(null as varchar) as order_no,
+        true as is_all,
+        {{ dbt.string_literal(invocation_id) }} as batch_id
+)
+
+{%- else %}
 
 last_build as (
     select * from builds.last_build
@@ -181,7 +181,8 @@ esimtrade_listed as (
         trim(provider_order_no) as order_no,
         run_id,
         hash(status, package_code, quantity, cost_price, sell_price) as row_hash,
-        cast(null as varchar) as iccid
+        cast(null as varchar) as iccid,
+        cast(null as bigint) as order_id
     from {{ source('raw', 'esimtrade_orders') }}
     where run_id in (select run_id from list_loads where raw_table = 'esimtrade_orders')
 ),
@@ -194,7 +195,8 @@ pressone_listed as (
             order_id, order_type, order_status, created_at, package_id, quantity, price,
             currency, sim_id, sim_index, iccid
         ) as row_hash,
-        nullif(trim(iccid), '') as iccid
+        nullif(trim(iccid), '') as iccid,
+        cast(order_id as bigint) as order_id
     from {{ source('raw', 'pressone_orders') }}
     where run_id in (select run_id from list_loads where raw_table = 'pressone_orders')
 ),
@@ -240,6 +242,15 @@ list_changes as (
     where listings.is_new and listings.content is distinct from previous_listings.content
 ),
 
+-- A PressOne order (by id) listed under a new code: its former code loses its sims.
+pressone_code_moves as (
+    select distinct 'pressone' as provider, earlier.order_no
+    from pressone_listed as earlier
+    inner join pressone_listed as later
+        on later.order_id = earlier.order_id and later.order_no <> earlier.order_no
+    where later.run_id in (select run_id from new_runs where raw_table = 'pressone_orders')
+),
+
 -- Listed again unchanged, but the listing judges the state again (it moves state_observed_at).
 rejudged as (
     select provider_esims.provider, provider_esims.order_no
@@ -271,6 +282,8 @@ direct as (
     select provider, order_no from list_changes
     union
     select provider, order_no from rejudged
+    union
+    select provider, order_no from pressone_code_moves
     union
     select 'esimtrade', order_no from new_syncs where order_no is not null
     union
@@ -359,6 +372,6 @@ final as (
     where not exists (select 1 from unsure)
 )
 
-select * from final
+{%- endif %}
 
-{% endif %}
+select * from final

@@ -1,9 +1,9 @@
 -- The usage status makes a canonical state only together with the order status: see
 -- stg_pressone_state_history.
 -- depends_on: {{ ref('int_touched_orders') }}
+with
 {%- set batch = order_batch_active() %}
 {%- set provider_esims = maintained_relation('int_provider_esims') %}
-with
 
 order_sims as (
     select * from {{ ref('stg_pressone_order_sims') }}
@@ -94,7 +94,7 @@ final as (
     left join sims as exact
         on exact.iccid = typed.iccid and exact.order_no = typed.reported_order_no
     left join newest_order_per_iccid as newest on newest.iccid = typed.iccid
+    where {{ in_order_batch("'pressone'", "coalesce(exact.order_no, newest.order_no, typed.reported_order_no, '')") }}
 )
 
 select * from final
-where {{ in_order_batch("'pressone'", "coalesce(order_no, '')") }}
