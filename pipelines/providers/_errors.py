@@ -59,6 +59,15 @@ _CREDENTIAL_PATTERNS = (
 )
 
 
+_CREDENTIAL_KEY = re.compile(
+    r"(?i)access_token|refresh_token|client_secret|secret_key|x-secret-key|secret|password"
+)
+
+
+def value_is_set(value: Any) -> bool:
+    return value is not None and value != ""
+
+
 def register_secret(value: str | None) -> None:
     """Remember a secret so that every later :func:`redact` call masks it."""
     if value:
@@ -82,12 +91,19 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
 
 
 def redact_json(value: Any, secrets: Iterable[str | None] = ()) -> Any:
-    """Redact every string inside a decoded JSON value (keys are left alone)."""
+    """Redact every string inside a decoded JSON value, and mask the value of every
+    credential-named key. Keys are left alone, so the result serializes to valid JSON (masking
+    the serialized text instead could cut through an escape such as ``\u001b``)."""
     secrets = tuple(secrets)
     if isinstance(value, str):
         return redact(value, secrets)
     if isinstance(value, dict):
-        return {k: redact_json(v, secrets) for k, v in value.items()}
+        return {
+            k: REDACTED
+            if isinstance(k, str) and _CREDENTIAL_KEY.fullmatch(k) and value_is_set(v)
+            else redact_json(v, secrets)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [redact_json(v, secrets) for v in value]
     return value

@@ -24,7 +24,7 @@ from datetime import datetime
 from itertools import accumulate
 from typing import Any
 
-from ._errors import BodyRejected, EnvelopeFailure, redact
+from ._errors import BodyRejected, EnvelopeFailure, redact, redact_json
 from ._records import Quarantined
 from ._scalars import as_str
 
@@ -190,11 +190,15 @@ def quarantine_record(
         text = raw
         size = len(raw.encode("utf-8", "surrogatepass"))
     else:
-        # ASCII escapes keep lone surrogates storable.
-        text = json.dumps(raw, separators=(",", ":"), default=str)
+        # Masked value by value before serializing, so the record stays valid JSON; ASCII
+        # escapes keep lone surrogates storable.
+        text = json.dumps(redact_json(raw, secrets), separators=(",", ":"), default=str)
         size = len(text)
-    # Masked before the cut, so a cut cannot leave part of a secret visible.
-    kept = redact(text[: RAW_KEEP_CHARS + 512], secrets)[:RAW_KEEP_CHARS]
+    if isinstance(raw, bytes | str):
+        # Masked before the cut, so a cut cannot leave part of a secret visible.
+        kept = redact(text[: RAW_KEEP_CHARS + 512], secrets)[:RAW_KEEP_CHARS]
+    else:
+        kept = text[:RAW_KEEP_CHARS]
     return Quarantined(
         provider=provider,
         source_endpoint=source_endpoint,

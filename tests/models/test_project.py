@@ -120,6 +120,26 @@ def test_every_model_is_documented_beside_it_with_the_same_cte_shape():
         assert body.splitlines()[-1] == "select * from final", name
 
 
+def test_shared_staging_models_name_no_provider():
+    # A third provider is a folder of staging models and its name in the `providers` var: the
+    # shared staging models union every provider's canonical models through one macro.
+    project = yaml.safe_load((sql_project.SQL_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
+    providers = project["vars"]["providers"]
+    files = _model_files()
+    shared = list((MODELS / "staging").glob("*.sql"))
+    unioned = set()
+    for path in shared:
+        body = _sql_body(path)
+        for provider in providers:
+            assert f"stg_{provider}_" not in body and f"'{provider}'" not in body, path.name
+        unioned |= set(re.findall(r"union_provider_models\('([a-z_]+)'\)", body))
+    assert {"state_history", "usage_history", "known_orders"} <= unioned
+    for provider in providers:
+        for suffix in unioned:
+            name = f"stg_{provider}_{suffix}"
+            assert files[name].parent == MODELS / "staging" / provider, name
+
+
 def test_models_read_only_sources_and_refs():
     qualified = re.compile(r"\b(raw|seeds|staging|reconciliation|reports)\.[a-z_]+\b")
     for name, path in _model_files().items():

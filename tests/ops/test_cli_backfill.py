@@ -53,7 +53,7 @@ def test_run_from_to_backfills_those_days_in_one_run(tmp_path: Path) -> None:
 def test_run_refuses_a_range_outside_the_partitions(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(
         "ESIMTRADE_BASE_URL=http://127.0.0.1:9/api/v1\n"
-        "ESIMTRADE_ACCESS_CODE=code\nESIMTRADE_SECRET_KEY=secret\n"
+        "ESIMTRADE_ACCESS_CODE=ac-unreached-31\nESIMTRADE_SECRET_KEY=sk-unreached-31\n"
         f"ESIM_RECON_LOCAL_ORDERS={tmp_path / 'orders.csv'}\n"
     )
     (tmp_path / "orders.csv").write_text(

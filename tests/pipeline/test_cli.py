@@ -327,7 +327,7 @@ def test_run_with_a_url_but_no_secret_names_the_missing_secret(tmp_path: Path) -
 def test_run_without_local_orders_file_says_so(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(
         "ESIMTRADE_BASE_URL=http://127.0.0.1:9/api/v1\n"
-        "ESIMTRADE_ACCESS_CODE=code\nESIMTRADE_SECRET_KEY=secret\n"
+        "ESIMTRADE_ACCESS_CODE=ac-unreached-31\nESIMTRADE_SECRET_KEY=sk-unreached-31\n"
         "ESIM_RECON_LOCAL_ORDERS=missing.csv\n"
     )
     result = _cli(["run"], cwd=tmp_path)
@@ -426,8 +426,8 @@ def test_simulate_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
 def test_run_with_a_malformed_selection_says_so_in_one_line(tmp_path: Path) -> None:
     env = {
         "ESIMTRADE_BASE_URL": "http://127.0.0.1:9/api/v1",
-        "ESIMTRADE_ACCESS_CODE": "code",
-        "ESIMTRADE_SECRET_KEY": "secret",
+        "ESIMTRADE_ACCESS_CODE": "ac-unreached-32",
+        "ESIMTRADE_SECRET_KEY": "sk-unreached-32",
         "ESIM_RECON_LOCAL_ORDERS": str(PROJECT_ROOT / "examples" / "local_orders.template.csv"),
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
     }

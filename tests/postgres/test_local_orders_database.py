@@ -272,8 +272,8 @@ def test_a_database_that_cannot_be_read_stops_the_run_in_one_line_with_exit_2(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ESIM", "PRESSONE", "PG"))}
     env |= {
         "ESIMTRADE_BASE_URL": "http://127.0.0.1:9/api/v1",
-        "ESIMTRADE_ACCESS_CODE": "a",
-        "ESIMTRADE_SECRET_KEY": "b",
+        "ESIMTRADE_ACCESS_CODE": "ac-unreached-33",
+        "ESIMTRADE_SECRET_KEY": "sk-unreached-33",
         "ESIM_RECON_DB": str(db),
         "ESIM_RECON_EXPORT_DIR": str(workdir / "exports"),
         "DAGSTER_HOME": str(workdir / "dagster_home"),

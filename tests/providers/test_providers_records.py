@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import pickle
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from pipelines.providers import (
     register_secret,
 )
 from pipelines.providers._errors import PayloadShapeError, excerpt
+from pipelines.providers._payload import quarantine_record
 from pipelines.providers._scalars import as_datetime
 
 
@@ -170,6 +172,29 @@ def test_redact_masks_given_registered_and_credential_fragments() -> None:
     assert "sk-abc123" not in out
     assert "eyJhbGciOi" not in out
     assert "abc.def-ghi" not in out
+
+
+def test_a_quarantined_record_is_masked_value_by_value_and_stays_json() -> None:
+    # A secret as short as "b" must not cut through the "\u001b" escape of a control character.
+    record = {
+        "providerOrderNo": "B1",
+        "status": "89\x00\x1b[2J",
+        "note": "paid by card sk-abc123",
+        "access_token": "eyJhbGciOi.xyz",
+    }
+    item = quarantine_record(
+        record,
+        provider="esimtrade",
+        source_endpoint="/reseller/orders?page=1&pageSize=5",
+        http_status=200,
+        kind="control_characters",
+        reason="status holds control characters",
+        fetched_at=datetime(2026, 1, 1, tzinfo=UTC),
+        secrets=("b", "sk-abc123"),
+    )
+    kept = json.loads(item.raw)
+    assert kept["providerOrderNo"] == "B1" and kept["status"] == "89\x00\x1b[2J"
+    assert kept["note"] == "paid ***y card ***" and kept["access_token"] == "***"
 
 
 def test_excerpt_redacts_before_truncating() -> None:

@@ -234,8 +234,12 @@ def _resources(db: Path, local: Path) -> dict[str, Any]:
     closed = "http://127.0.0.1:9"
     return {
         "warehouse": WarehouseResource(database=str(db)),
-        "esimtrade": ESIMTradeResource(base_url=closed, access_code="a", secret_key="b"),
-        "pressone": PressOneResource(base_url=closed, client_id="a", client_secret="b"),
+        "esimtrade": ESIMTradeResource(
+            base_url=closed, access_code="unreached-code", secret_key="unreached-secret-key"
+        ),
+        "pressone": PressOneResource(
+            base_url=closed, client_id="unreached-client", client_secret="unreached-client-secret"
+        ),
         "local_orders_file": LocalOrdersResource(path=str(local)),
         "exports": ExportsResource(directory=str(db.parent / "exports")),
         "run_options": RunOptionsResource(),

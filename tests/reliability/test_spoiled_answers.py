@@ -186,7 +186,8 @@ def test_spoiled_list_pages_and_records_cost_one_record_each(
             # The whole answer was kept (refused while reading the page): the record is in it.
             items = record.get("data") or record.get("orders") or []
             marker = words.split()[-1]
-            record = next(item for item in items if marker in json.dumps(item))
+            record = next((item for item in items if marker in json.dumps(item)), None)
+            assert record is not None, row
         refused_orders.add(record[field])
     for order_no in refused_orders:
         listed = query(

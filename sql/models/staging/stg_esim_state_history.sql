@@ -1,35 +1,12 @@
 with
 
-esimtrade_states as (
-    select * from {{ ref('stg_esimtrade_state_history') }}
-),
-
-pressone_states as (
-    select * from {{ ref('stg_pressone_state_history') }}
-),
-
-esimtrade_observations as (
-    select provider, order_no, esim_key, iccid, run_id, observed_at, status_raw, canonical_state
-    from esimtrade_states
-),
-
-pressone_observations as (
-    select
-        provider,
-        order_no,
-        esim_key,
-        iccid,
-        run_id,
-        observed_at,
-        concat_ws('/', lower(order_status_key), usage_status_key) as status_raw,
-        canonical_state
-    from pressone_states
+provider_states as (
+    {{ union_provider_models('state_history') }}
 ),
 
 observations as (
-    select * from esimtrade_observations
-    union all
-    select * from pressone_observations
+    select provider, order_no, esim_key, iccid, run_id, observed_at, status_raw, canonical_state
+    from provider_states
 ),
 
 final as (

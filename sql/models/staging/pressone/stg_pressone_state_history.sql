@@ -139,6 +139,8 @@ final as (
         order_status_key,
         usage_status_raw,
         usage_status_key,
+        -- the canonical shape's one raw status: order status / sim usage status
+        concat_ws('/', lower(order_status_key), usage_status_key) as status_raw,
         canonical_state
     from judged
     -- a run that needed a usage status it did not get judges nothing
