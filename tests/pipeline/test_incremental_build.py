@@ -282,3 +282,17 @@ def test_the_daily_job_is_a_full_refresh() -> None:
 
     assert daily_full_refresh_job.tags[incremental.KIND_TAG] == incremental.FULL_REFRESH_KIND
     assert hourly_sync_job.tags[incremental.KIND_TAG] != incremental.FULL_REFRESH_KIND
+
+
+def test_a_build_of_part_of_the_graph_after_an_incremental_one_reads_every_order(
+    runs, tmp_path: Path
+) -> None:
+    # The last build was on the touched orders: staging holds those only. A build selecting
+    # part of the graph rebuilds staging whole first, then what it selects from every order.
+    db = tmp_path / "part.duckdb"
+    shutil.copy(runs["db"], db)
+    run_at = START + timedelta(hours=7)
+    build(db, select="stg_esimtrade_sync_attempts+", incremental=True, run_at=run_at)
+    compared = _compare_with_full_refresh(db, run_at, "full_part")
+    assert compared["differences"] == {}
+    assert _last_build(db) == _last_build(runs["db"])  # a partial build records nothing
