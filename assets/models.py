@@ -29,11 +29,9 @@ from packaging import version
 
 from assets._metadata import markdown_table
 from pipelines.incremental import (
-    BATCH_MODELS,
     FULL_REFRESH_KIND,
     FULL_REFRESH_TAG,
     KIND_TAG,
-    needs_whole_staging,
     plan_build,
     record_build,
 )
@@ -273,20 +271,19 @@ def sql_models(context: AssetExecutionContext, warehouse: WarehouseResource) -> 
             or tags.get(KIND_TAG) == FULL_REFRESH_KIND,
             whole_graph=whole_graph,
         )
-        staging_first = not whole_graph and needs_whole_staging(con)
     context.log.info(
         f"dbt build: {'full refresh' if plan.full_refresh else 'incremental'} ({plan.reason})"
     )
     database = str(Path(warehouse.database).resolve())
-    if staging_first:
+    if plan.staging_first:
         # An order batch left staging with the touched orders only: whole again first.
-        first = run_dbt(database, ["run", "--select", *BATCH_MODELS], environ=plan.environ())
+        first = run_dbt(database, plan.staging_args(), environ=plan.environ())
         if not first.success:
             raise dg.Failure(description="dbt run of staging failed: " + "; ".join(first.failures))
     dbt = _dbt_cli()
     with environment({DB_ENV: database, **plan.environ()}):
         invocation = dbt.cli(
-            ["build", *(["--full-refresh"] if plan.full_refresh else [])],
+            plan.build_args(["build"]),
             context=context,
             raise_on_error=False,
             target_path=Path("target") / "build",
@@ -296,7 +293,7 @@ def sql_models(context: AssetExecutionContext, warehouse: WarehouseResource) -> 
         with contextlib.redirect_stdout(io.StringIO()) as dbt_log:
             events = list(invocation.stream())
     context.log.debug(dbt_log.getvalue())
-    if invocation.is_successful() and whole_graph:
+    if invocation.is_successful() and plan.whole_graph:
         with warehouse.connect() as con:
             record_build(con, plan)
     yield from _with_metadata(events, context.assets_def, warehouse)

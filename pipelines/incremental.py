@@ -44,9 +44,23 @@ class BuildPlan:
     order_batch: bool
     reason: str
     fingerprint: str
+    # A build of part of the graph after an order batch: staging is rebuilt whole first.
+    staging_first: bool = False
+    # Whether the build covers the whole graph, and so is recorded when it succeeds.
+    whole_graph: bool = True
 
     def environ(self) -> dict[str, str]:
         return {ORDER_BATCH_ENV: "1" if self.order_batch else "0"}
+
+    def build_args(self, args: list[str]) -> list[str]:
+        """`args` of `dbt build`, with --full-refresh when the plan is one."""
+        if self.full_refresh and "--full-refresh" not in args:
+            return [*args, "--full-refresh"]
+        return args
+
+    def staging_args(self) -> list[str]:
+        """The `dbt run` that makes staging whole again before a build of part of the graph."""
+        return ["run", "--select", *BATCH_MODELS]
 
 
 def fingerprint() -> str:
@@ -82,20 +96,17 @@ def plan_build(
     """The kind of build to run now on the warehouse behind `con`."""
     current = fingerprint()
     recorded = _recorded_fingerprint(con)
+    # Staging may hold an order batch once a build was ever recorded.
+    part = {"whole_graph": whole_graph, "staging_first": not whole_graph and recorded is not None}
     if full_refresh_requested:
-        return BuildPlan(True, False, "full refresh requested", current)
+        return BuildPlan(True, False, "full refresh requested", current, **part)
     if recorded is None:
-        return BuildPlan(True, False, "first build", current)
+        return BuildPlan(True, False, "first build", current, **part)
     if recorded != current:
-        return BuildPlan(True, False, "the dbt project or its settings changed", current)
+        return BuildPlan(True, False, "the dbt project or its settings changed", current, **part)
     if not whole_graph:
-        return BuildPlan(False, False, "part of the graph", current)
-    return BuildPlan(False, True, "touched orders", current)
-
-
-def needs_whole_staging(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether staging may hold an order batch (a build was ever recorded)."""
-    return _recorded_fingerprint(con) is not None
+        return BuildPlan(False, False, "part of the graph", current, **part)
+    return BuildPlan(False, True, "touched orders", current, **part)
 
 
 def record_build(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> None:

@@ -200,18 +200,15 @@ def _planned_build(
     con = duckdb.connect(str(db_path))
     try:
         plan = incremental.plan_build(con, full_refresh_requested=full_refresh, whole_graph=whole)
-        staging_first = not whole and incremental.needs_whole_staging(con)
     finally:
         con.close()
     env = {**env, **plan.environ()}
-    if plan.full_refresh and "--full-refresh" not in args:
-        args = [*args, "--full-refresh"]
-    if staging_first:
-        first = run_dbt(db_path, ["run", "--select", *incremental.BATCH_MODELS], environ=env)
+    if plan.staging_first:
+        first = run_dbt(db_path, plan.staging_args(), environ=env)
         if not first.success:
             return first
-    outcome = run_dbt(db_path, args, environ=env)
-    if outcome.success and whole:
+    outcome = run_dbt(db_path, plan.build_args(args), environ=env)
+    if outcome.success and plan.whole_graph:
         con = duckdb.connect(str(db_path))
         try:
             incremental.record_build(con, plan)

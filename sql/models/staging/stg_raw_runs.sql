@@ -9,25 +9,14 @@ ingest_loads as (
 ),
 
 raw_rows as (
-    select 'esimtrade_orders' as raw_table, run_id, count(*) as row_count
-    from {{ source('raw', 'esimtrade_orders') }}
+    {%- for raw_table in ['esimtrade_orders', 'esimtrade_order_syncs', 'pressone_orders', 'pressone_usage', 'local_orders'] %}
+    select {{ dbt.string_literal(raw_table) }} as raw_table, run_id, count(*) as row_count
+    from {{ source('raw', raw_table) }}
     group by run_id
+    {%- if not loop.last %}
     union all
-    select 'esimtrade_order_syncs' as raw_table, run_id, count(*) as row_count
-    from {{ source('raw', 'esimtrade_order_syncs') }}
-    group by run_id
-    union all
-    select 'pressone_orders' as raw_table, run_id, count(*) as row_count
-    from {{ source('raw', 'pressone_orders') }}
-    group by run_id
-    union all
-    select 'pressone_usage' as raw_table, run_id, count(*) as row_count
-    from {{ source('raw', 'pressone_usage') }}
-    group by run_id
-    union all
-    select 'local_orders' as raw_table, run_id, count(*) as row_count
-    from {{ source('raw', 'local_orders') }}
-    group by run_id
+    {%- endif %}
+    {%- endfor %}
 ),
 
 -- A complete load may have no rows (an empty list or file): it still counts.
