@@ -81,6 +81,9 @@ def manifest_path() -> Path:
                 env={
                     **os.environ,
                     "DBT_PROFILES_DIR": str(SQL_DIR),
+                    # here, whatever a caller's environment says: builds load this parse
+                    "DBT_TARGET_PATH": str(TARGET_DIR),
+                    "DBT_LOG_PATH": str(TARGET_DIR),
                     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
                 },
                 capture_output=True,
@@ -175,9 +178,9 @@ def run_dbt(
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         **(environ or {}),
     }
+    manifest = None if variables else _kept_manifest(Path(db_path), command)
     with environment(env):
         try:
-            manifest = None if variables else _kept_manifest(Path(db_path), command)
             runner = dbtRunner(manifest=manifest, callbacks=[on_event] if on_event else None)
             result = runner.invoke([*command, "--quiet"])
         finally:
@@ -277,9 +280,12 @@ def _parsed_manifest(db_path: Path, command: Sequence[str]) -> Any:
         if flag in options:
             index = options.index(flag)
             keep += options[index : index + 2]
-    parsed = dbtRunner().invoke(["parse", *keep, "--quiet"])
+    local = str(TARGET_DIR / "local")
+    with environment({"DBT_TARGET_PATH": local, "DBT_LOG_PATH": local}):
+        parsed = dbtRunner().invoke(["parse", *keep, "--quiet"])
     if not parsed.success or parsed.result is None:
         raise SqlProjectError(f"dbt parse failed: {parsed.exception or 'see the dbt log'}")
+    _use_database(parsed.result, db_path.stem)
     return parsed.result
 
 

@@ -84,7 +84,8 @@ def test_dbt_tests_are_asset_checks():
         "stg_local_orders:stg_local_orders_unique_key",
         "usage:usage_unique_key",
         "reconciliation:reconciliation_accepted_states_provider_state",
-        "reconciliation:reconciliation_coverage",
+        "reconciliation:reconciliation_local_coverage",
+        "reconciliation:reconciliation_provider_coverage",
         "discrepancies:discrepancies_discrepancy_codes",
         "discrepancy_history:discrepancy_history_discrepancy_codes",
     } <= checks
@@ -236,14 +237,15 @@ def test_checks_fail_on_planted_problems(materialized, tmp_path):
         -- the same provider eSIM a second time, under another row id
         insert into reports.reconciliation
         select * replace ('X' || row_id as row_id) from reports.reconciliation
-        where provider_esim_key is not null limit 1;
+        where provider_esim_key is not null and local_line_no is not null limit 1;
         """,
     )
     assert failures == {
         "stg_local_orders:stg_local_orders_unique_key",
         "usage:usage_unique_key",
         "reconciliation:reconciliation_accepted_states_provider_state",
-        "reconciliation:reconciliation_coverage",
+        "reconciliation:reconciliation_local_coverage",
+        "reconciliation:reconciliation_provider_coverage",
         "discrepancies:discrepancies_discrepancy_codes",
     }
 
