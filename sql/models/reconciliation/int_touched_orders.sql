@@ -7,7 +7,8 @@
   pipelines.incremental after a successful build only):
   - an eSIMTrade sync or PressOne usage row of a run not built yet (crashed runs included);
   - an order listed by a complete list load not built yet whose listed rows differ from its
-    previous listing (or that was never listed before). A list is re-read whole every run, so an
+    listing in the latest complete load of that list the last build read (or that this load
+    did not list). A list is re-read whole every run, so an
     unchanged listing touches nothing, except where a listing judges the eSIM's state again
     (int_provider_esims.judged_by_listing: its state_observed_at moves);
   - a local line (by line_no) whose content differs between the latest complete local load and
@@ -166,14 +167,29 @@ changed_local_lines as (
     )
 ),
 
-list_loads as (
-    select raw_table, run_id, finished_at, false as is_new
-    from built_runs
-    where is_complete and raw_table in ('esimtrade_orders', 'pressone_orders')
-    union all
+new_list_loads as (
     select raw_table, run_id, finished_at, true as is_new
     from new_runs
     where is_complete and raw_table in ('esimtrade_orders', 'pressone_orders')
+),
+
+-- What a list's new loads are compared with: its latest complete load the last build read, and
+-- only when it has a new one, so a build reads two loads of a list, not its whole history (and
+-- none after a run that read no list). An order that load did not list counts as changed: at
+-- worst an order is recomputed that need not be.
+baseline_list_loads as (
+    select raw_table, run_id, finished_at, false as is_new
+    from built_runs
+    where is_complete and raw_table in (select raw_table from new_list_loads)
+    qualify row_number() over (
+        partition by raw_table order by finished_at desc, run_id desc
+    ) = 1
+),
+
+list_loads as (
+    select * from baseline_list_loads
+    union all
+    select * from new_list_loads
 ),
 
 esimtrade_listed as (
