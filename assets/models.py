@@ -6,15 +6,16 @@ own asset key (its name: `reconciliation`, `stg_local_orders`, ...), description
 group (`models`, `reports`, from the project's `meta.dagster`); a model reading `raw.<table>`
 depends on the ingestion asset that writes it. dbt tests are the assets' checks.
 
-The step holds the `duckdb` pool's single slot (one writer, see dagster.yaml); dbt runs as a
-subprocess against the warehouse resource's file, passed as ESIM_RECON_DB (sql/profiles.yml).
-After dbt has finished, the materializations get their row counts and, for the findings, the
-counts per type and severity an on-call engineer looks at first.
+The step holds the `duckdb` pool's single slot (one writer, see dagster.yaml); dbt runs in the
+step's process (dbtRunner, on the project parsed once: pipelines.sql_project) against the
+warehouse resource's file, passed as ESIM_RECON_DB (sql/profiles.yml), and dagster-dbt turns its
+node results into materializations and check results. After dbt has finished, the
+materializations get their row counts and, for the findings, the counts per type and severity
+an on-call engineer looks at first.
 """
 
 import contextlib
 import io
-import sys
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -23,9 +24,13 @@ from typing import Any
 import dagster as dg
 import duckdb
 from dagster import AssetExecutionContext
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
-from dbt.version import __version__ as dbt_core_version
-from packaging import version
+from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
+from dagster_dbt.asset_utils import (
+    get_manifest_and_translator_from_dbt_assets,
+    get_subset_selection_for_context,
+)
+from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
+from dbt_common.events.functions import msg_to_dict
 
 from assets._metadata import markdown_table
 from pipelines.incremental import (
@@ -38,12 +43,9 @@ from pipelines.incremental import (
 from pipelines.money import HEADLINE, MoneyLine, headline, money_lines, summary_json
 from pipelines.resources import WarehouseResource
 from pipelines.sql_project import (
-    DB_ENV,
     SEVERITIES,
     SQL_DIR,
-    dbt_executable,
     discrepancy_codes,
-    environment,
     manifest_path,
     run_dbt,
 )
@@ -241,14 +243,67 @@ def _with_metadata(
             yield event
 
 
-def _dbt_cli() -> DbtCliResource:
-    resource = DbtCliResource(project_dir=sql_project, dbt_executable=dbt_executable())
-    # dagster-dbt learns the CLI's version by running `dbt --version` once per resource (3 s of
-    # CPU on this machine, every run); the executable is the dbt-core of this environment, so
-    # its version is known in-process.
-    if Path(resource.dbt_executable).parent == Path(sys.executable).parent:
-        resource.__dict__["_cli_version"] = version.parse(dbt_core_version)
-    return resource
+# The dbt events that carry a node's result: dagster-dbt turns them into materializations and
+# check results.
+_RESULT_EVENTS = frozenset(
+    {"LogSeedResult", "LogModelResult", "LogSnapshotResult", "LogTestResult"}
+)
+
+
+class _DbtEvents:
+    """What a dbt invocation reported while it ran: node results (as dbt's structured-log
+    dicts) and its log lines."""
+
+    def __init__(self) -> None:
+        self.results: list[dict[str, Any]] = []
+        self.lines: list[str] = []
+
+    def __call__(self, event: Any) -> None:
+        name = event.info.name
+        if name in _RESULT_EVENTS:
+            self.results.append(msg_to_dict(event))
+        if event.info.level in ("info", "warn", "error"):
+            self.lines.append(event.info.msg)
+
+
+def _selection(context: AssetExecutionContext) -> list[str]:
+    """dbt's selection arguments for the assets and checks this step was asked for (none when
+    it was asked for all of them)."""
+    manifest, dbt_translator, _project = get_manifest_and_translator_from_dbt_assets(
+        [context.assets_def]
+    )
+    args, indirect_selection = get_subset_selection_for_context(
+        context=context,
+        manifest=manifest,
+        select=None,
+        exclude=None,
+        selector=None,
+        dagster_dbt_translator=dbt_translator,
+        current_dbt_indirect_selection_env=None,
+    )
+    if indirect_selection:
+        args = [*args, "--indirect-selection", indirect_selection]
+    return args
+
+
+def _dagster_events(context: AssetExecutionContext, events: _DbtEvents) -> list[Any]:
+    """dbt's node results as Dagster events: an output per model and seed built, a check
+    result per test run (dagster-dbt's own translation of dbt's structured log)."""
+    manifest, dbt_translator, _project = get_manifest_and_translator_from_dbt_assets(
+        [context.assets_def]
+    )
+    return [
+        dagster_event
+        for raw in events.results
+        for dagster_event in DbtCoreCliEventMessage(
+            raw_event=raw, event_history_metadata={}
+        ).to_default_asset_events(
+            manifest=manifest,
+            dagster_dbt_translator=dbt_translator,
+            context=context,
+            project=sql_project,
+        )
+    ]
 
 
 @dbt_assets(
@@ -280,31 +335,26 @@ def sql_models(context: AssetExecutionContext, warehouse: WarehouseResource) -> 
         first = run_dbt(database, plan.staging_args(), environ=plan.environ())
         if not first.success:
             raise dg.Failure(description="dbt run of staging failed: " + "; ".join(first.failures))
-    dbt = _dbt_cli()
-    with environment({DB_ENV: database, **plan.environ()}):
-        invocation = dbt.cli(
-            plan.build_args(["build"]),
-            context=context,
-            raise_on_error=False,
-            target_path=Path("target") / "build",
+    # dbt runs in this process on the project parsed once (pipelines.sql_project): no dbt
+    # process to start and no parse per run.
+    events = _DbtEvents()
+    # dbt prints its errors too; the CLI prints its own summary, so dbt's lines go to the
+    # run's event log (the Dagster UI) in one message instead.
+    with contextlib.redirect_stdout(io.StringIO()):
+        outcome = run_dbt(
+            database,
+            plan.build_args(["build", *_selection(context)]),
+            environ=plan.environ(),
+            on_event=events,
         )
-        # dagster-dbt echoes every dbt log line to stdout; the CLI prints its own summary, so
-        # the lines go to the run's event log (the Dagster UI) in one message instead.
-        with contextlib.redirect_stdout(io.StringIO()) as dbt_log:
-            events = list(invocation.stream())
-    context.log.debug(dbt_log.getvalue())
-    if invocation.is_successful() and plan.whole_graph:
+    context.log.debug("\n".join(events.lines))
+    if outcome.success and plan.whole_graph:
         with warehouse.connect() as con:
             record_build(con, plan)
-    yield from _with_metadata(events, context.assets_def, warehouse)
-    if not invocation.is_successful():
-        failed = [
-            f"{item['unique_id'].split('.')[-1]}: {(item.get('message') or item['status']).strip()}"
-            for item in invocation.get_artifact("run_results.json").get("results", [])
-            if item.get("status") in ("error", "fail")
-        ]
+    yield from _with_metadata(_dagster_events(context, events), context.assets_def, warehouse)
+    if not outcome.success:
         raise dg.Failure(
-            description="dbt build failed: " + ("; ".join(failed) or "see the dbt log"),
+            description="dbt build failed: " + ("; ".join(outcome.failures) or "see the dbt log"),
         )
 
 

@@ -1,6 +1,6 @@
 """Benchmark 6: the dbt build step on the touched orders only, beside a full refresh.
 
-    python -m bench.bench_incremental_models [--rows 1000000] [--quick]
+    python -m bench.bench_incremental_models [--rows 1000000] [--quick] [--workdir DIR]
 
 On the models benchmark's synthetic data (`bench._models_data`, `rows` orders), each measured
 thing runs in a fresh child process, on its own copy of one file:
@@ -10,7 +10,9 @@ thing runs in a fresh child process, on its own copy of one file:
 - incremental 1% / 0.1%: the same step after that full refresh was recorded and a new ingestion
   run added a sync (eSIMTrade) or usage fetch (PressOne) with more data used for 1% / 0.1% of
   the orders;
-- bare: the one DuckDB statement classifying the same findings (bench_models' reference).
+- bare: the one DuckDB statement classifying the same findings (bench_models' reference);
+- datacompy: PolarsCompare of the same two flat tables (bench_models' reference, in its own
+  environment; `--no-datacompy` leaves it out).
 
 The machine's load (`uptime`) is taken before each measurement. `--quick` is 100k orders.
 """
@@ -161,10 +163,29 @@ def _measured(label: str, command: list[str]) -> dict[str, Any]:
     return run
 
 
+def _datacompy(base: Path) -> dict[str, Any] | None:
+    """datacompy's PolarsCompare of the same two flat tables (bench_models' reference)."""
+    from bench._models_data import LOCAL_SELECT, PROVIDER_SELECT
+    from bench.bench_models import BENCH_DIR, _datacompy_python
+
+    interpreter = _datacompy_python()
+    if interpreter is None:
+        return None
+    script = str(BENCH_DIR / "_datacompy_ref.py")
+    return _measured("datacompy", [interpreter, script, str(base), LOCAL_SELECT, PROVIDER_SELECT])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep the files here (default: a temporary folder); a generated file and a full "
+        "refresh already there are re-used, so the incremental builds can be measured again",
+    )
+    parser.add_argument("--no-datacompy", action="store_true")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -183,17 +204,30 @@ def main(argv: list[str] | None = None) -> int:
     rows = 100_000 if args.quick else args.rows
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-incr-") as tmp:
-        base = Path(tmp) / "base.duckdb"
-        _checked(_self("--child", "generate", str(base), str(rows)))
-        full = Path(tmp) / "full.duckdb"
-        shutil.copy(base, full)
-        runs.append(_measured("full refresh", _self("--child", "step", str(full))))
+        folder = args.workdir or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        base = folder / f"base_{rows}.duckdb"
+        full = folder / f"full_{rows}.duckdb"
+        if not base.exists():
+            _checked(_self("--child", "generate", str(base), str(rows)))
+        if not full.exists():
+            shutil.copy(base, full.with_suffix(".building"))
+            runs.append(
+                _measured(
+                    "full refresh", _self("--child", "step", str(full.with_suffix(".building")))
+                )
+            )
+            full.with_suffix(".building").rename(full)
         for label, per_million in (("incremental 1%", 10_000), ("incremental 0.1%", 1_000)):
-            db = Path(tmp) / f"incr_{per_million}.duckdb"
+            db = folder / f"incr_{per_million}.duckdb"
             shutil.copy(full, db)
             _checked(_self("--child", "change", str(db), str(per_million)))
             runs.append(_measured(label, _self("--child", "step", str(db))))
+            db.unlink()
+            shutil.rmtree(folder / f"{db.name}.tmp", ignore_errors=True)
         runs.append(_measured("bare query", _self("--child", "bare", str(base))))
+        if not args.no_datacompy and (compared := _datacompy(base)) is not None:
+            runs.append(compared)
     bare = next(r for r in runs if r["label"] == "bare query")["work_s"]
     for run in runs:
         run["vs_bare"] = round(run["work_s"] / bare, 2) if bare else None

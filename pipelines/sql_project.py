@@ -3,9 +3,10 @@
 - `manifest_path()` returns `sql/target/manifest.json`, running `dbt parse` first when it is
   missing or older than any file of the project (a fresh clone, an edited model): no manual step.
 - `discrepancy_types()` / `SEVERITIES`: the discrepancy vocabulary, read from its seed.
-- `build(db_path, ...)`: `dbt build` (or any dbt command) on one DuckDB file, in this process.
-  Dagster runs the same project through dagster-dbt (see `assets.models`); this helper is for
-  tests, benchmarks and scripts that build the SQL layer without a Dagster run.
+- `run_dbt(db_path, args)`: any dbt command on one DuckDB file, in this process, on the project
+  parsed once (no dbt process to start, no parse per build). The Dagster step (`assets.models`)
+  builds through it; `build(db_path, ...)` is the same `dbt build` for tests, benchmarks and
+  scripts that build the SQL layer without a Dagster run.
 
 The DuckDB path reaches dbt through ESIM_RECON_DB (read by `sql/profiles.yml`), the same
 variable the rest of esim-recon reads, so no profile file has to be written by anyone.
@@ -18,7 +19,7 @@ import functools
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,6 +81,9 @@ def manifest_path() -> Path:
                 env={
                     **os.environ,
                     "DBT_PROFILES_DIR": str(SQL_DIR),
+                    # here, whatever a caller's environment says: builds load this parse
+                    "DBT_TARGET_PATH": str(TARGET_DIR),
+                    "DBT_LOG_PATH": str(TARGET_DIR),
                     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
                 },
                 capture_output=True,
@@ -151,11 +155,14 @@ def run_dbt(
     *,
     variables: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    on_event: Callable[[Any], None] | None = None,
 ) -> BuildOutcome:
     """Run one dbt command in this process against the DuckDB file `db_path`.
 
-    DuckDB shares one database instance per file within a process, so a caller may keep its
-    own connection to the file open (without a different configuration) while dbt runs.
+    The project is not parsed again (see `_kept_manifest`) unless `variables` change it.
+    `on_event` receives every dbt event (`EventMsg`) as it happens. DuckDB shares one database
+    instance per file within a process, so a caller may keep its own connection to the file
+    open (without a different configuration) while dbt runs.
     """
     from dbt.cli.main import dbtRunner
 
@@ -171,10 +178,11 @@ def run_dbt(
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         **(environ or {}),
     }
+    manifest = None if variables else _kept_manifest(Path(db_path), command)
     with environment(env):
         try:
-            manifest = None if variables else _parsed_manifest(Path(db_path), command)
-            result = dbtRunner(manifest=manifest).invoke([*command, "--quiet"])
+            runner = dbtRunner(manifest=manifest, callbacks=[on_event] if on_event else None)
+            result = runner.invoke([*command, "--quiet"])
         finally:
             _close_dbt_database()
     if result.exception is not None:
@@ -217,32 +225,68 @@ def _planned_build(
     return outcome
 
 
-# Parsed projects by (database name, project files' newest mtime): parsing costs seconds of CPU
-# and dbt re-parses whenever the DuckDB path changes (it is part of the profile), so builds of
-# several files in one process (tests, benchmarks) parse once per database name. The name
-# matters: the manifest qualifies every relation with it.
+# Parsed projects by (database name, parse). Parsing costs seconds of CPU, and dbt parses the
+# whole project again whenever the DuckDB path changes (the path is part of the profile). The
+# project is parsed once, by `manifest_path()`'s `dbt parse`, which also leaves dbt's own
+# serialized parse (`partial_parse.msgpack`) beside the manifest; a build loads that in a tenth
+# of a second. Only the database name qualifying each relation depends on the file (it is the
+# file's stem), so it is set to the file's.
 _MANIFESTS: dict[tuple[str, float], Any] = {}
+_KEPT_PARSE = TARGET_DIR / "partial_parse.msgpack"
+
+
+def _kept_manifest(db_path: Path, command: Sequence[str]) -> Any:
+    manifest_path()  # parses again when a file of the project changed
+    try:
+        key = (db_path.stem, _KEPT_PARSE.stat().st_mtime)
+    except FileNotFoundError:
+        return _parsed_manifest(db_path, command)
+    if key not in _MANIFESTS:
+        from dbt.contracts.graph.manifest import Manifest
+        from dbt.parser.manifest import extended_mashumuro_decoder
+
+        try:
+            manifest = Manifest.from_msgpack(
+                _KEPT_PARSE.read_bytes(), decoder=extended_mashumuro_decoder
+            )
+        except Exception:  # not a parse this dbt can read: parse here instead
+            return _parsed_manifest(db_path, command)
+        _use_database(manifest, db_path.stem)
+        _MANIFESTS.clear()
+        _MANIFESTS[key] = manifest
+    return _MANIFESTS[key]
+
+
+def _use_database(manifest: Any, database: str) -> None:
+    """Qualify every relation of `manifest` with `database` instead of the parse's."""
+    for node in [*manifest.nodes.values(), *manifest.sources.values()]:
+        parsed = getattr(node, "database", None)
+        if parsed is None or parsed == database:
+            continue
+        node.database = database
+        relation_name = getattr(node, "relation_name", None)
+        if relation_name and relation_name.startswith(f'"{parsed}".'):
+            node.relation_name = f'"{database}".' + relation_name[len(parsed) + 3 :]
 
 
 def _parsed_manifest(db_path: Path, command: Sequence[str]) -> Any:
+    """The project parsed in this process (when no kept parse can be loaded)."""
     from dbt.cli.main import dbtRunner
 
-    newest = max(path.stat().st_mtime for path in _project_files())
-    key = (db_path.stem, newest)
-    if key not in _MANIFESTS:
-        options = [arg for arg in command[1:] if arg not in ("--full-refresh",)]
-        # keep only the project/profile options: selection does not change a parse
-        keep: list[str] = []
-        for flag in ("--project-dir", "--profiles-dir"):
-            if flag in options:
-                index = options.index(flag)
-                keep += options[index : index + 2]
+    options = [arg for arg in command[1:] if arg not in ("--full-refresh",)]
+    # keep only the project/profile options: selection does not change a parse
+    keep: list[str] = []
+    for flag in ("--project-dir", "--profiles-dir"):
+        if flag in options:
+            index = options.index(flag)
+            keep += options[index : index + 2]
+    local = str(TARGET_DIR / "local")
+    with environment({"DBT_TARGET_PATH": local, "DBT_LOG_PATH": local}):
         parsed = dbtRunner().invoke(["parse", *keep, "--quiet"])
-        if not parsed.success or parsed.result is None:
-            raise SqlProjectError(f"dbt parse failed: {parsed.exception or 'see the dbt log'}")
-        _MANIFESTS.clear()
-        _MANIFESTS[key] = parsed.result
-    return _MANIFESTS[key]
+    if not parsed.success or parsed.result is None:
+        raise SqlProjectError(f"dbt parse failed: {parsed.exception or 'see the dbt log'}")
+    _use_database(parsed.result, db_path.stem)
+    return parsed.result
 
 
 def _close_dbt_database() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -16,7 +17,7 @@ from assets.reports import report_assets
 from pipelines.resources import ExportsResource, WarehouseResource
 from pipelines.sql_project import discrepancy_codes
 
-from .helpers import MB, RawLayer, list_row, local_row, sync_row
+from .helpers import MB, T0, RawLayer, list_row, local_row, sync_row
 
 ALL = [*model_assets, *model_checks, *report_assets]
 SPECS = {key.to_user_string(): spec for key, spec in sql_models.specs_by_key.items()}
@@ -83,7 +84,8 @@ def test_dbt_tests_are_asset_checks():
         "stg_local_orders:stg_local_orders_unique_key",
         "usage:usage_unique_key",
         "reconciliation:reconciliation_accepted_states_provider_state",
-        "reconciliation:reconciliation_coverage",
+        "reconciliation:reconciliation_local_coverage",
+        "reconciliation:reconciliation_provider_coverage",
         "discrepancies:discrepancies_discrepancy_codes",
         "discrepancy_history:discrepancy_history_discrepancy_codes",
     } <= checks
@@ -235,13 +237,53 @@ def test_checks_fail_on_planted_problems(materialized, tmp_path):
         -- the same provider eSIM a second time, under another row id
         insert into reports.reconciliation
         select * replace ('X' || row_id as row_id) from reports.reconciliation
-        where provider_esim_key is not null limit 1;
+        where provider_esim_key is not null and local_line_no is not null limit 1;
         """,
     )
     assert failures == {
         "stg_local_orders:stg_local_orders_unique_key",
         "usage:usage_unique_key",
         "reconciliation:reconciliation_accepted_states_provider_state",
-        "reconciliation:reconciliation_coverage",
+        "reconciliation:reconciliation_local_coverage",
+        "reconciliation:reconciliation_provider_coverage",
         "discrepancies:discrepancies_discrepancy_codes",
     }
+
+
+def test_a_selection_builds_those_models_and_runs_their_checks_only(materialized, tmp_path):
+    db = tmp_path / "subset.duckdb"
+    shutil.copy(materialized["db"], db)
+    con = duckdb.connect(str(db))
+    # a local line the previous build did not see: only a rebuild of the selection shows it
+    RawLayer(con).local_orders(
+        [
+            local_row("B1", "8944000000000000001"),
+            local_row("B2", "8944000000000000002", status="cancelled"),
+            local_row("B9", "8944000000000000009"),
+        ],
+        run_id="run-2",
+        at=T0 + timedelta(hours=1),
+    )
+    con.close()
+    selected = ["stg_local_orders", "stg_local_status_map"]
+    result = _materialize(db, selection=dg.AssetSelection.assets(*selected))
+    assert result.success
+    built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert built == set(selected)
+    checked = {e.asset_key.to_user_string() for e in result.get_asset_check_evaluations()}
+    assert checked == set(selected)
+    assert {e.check_name for e in result.get_asset_check_evaluations()} == {
+        k.name for k in sql_models.check_keys if k.asset_key.to_user_string() in selected
+    }
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        orders = {
+            r[0] for r in con.execute("select order_no from staging.stg_local_orders").fetchall()
+        }
+        reported = {
+            r[0] for r in con.execute("select order_no from reports.reconciliation").fetchall()
+        }
+    finally:
+        con.close()
+    assert "B9" in orders
+    assert "B9" not in reported  # not selected, so not rebuilt

@@ -194,13 +194,30 @@ def test_the_discrepancy_vocabulary_is_a_seed():
 def test_a_stale_manifest_is_parsed_again():
     manifest = sql_project.manifest_path()
     model = _model_files()["usage"]
-    built = manifest.stat().st_mtime
-    os.utime(model, (built + 5, built + 5))
+    edited = model.stat().st_mtime
+    # the manifest made before the model's last edit (never a time in the future)
+    os.utime(manifest, (edited - 5, edited - 5))
     assert sql_project.manifest_is_stale()
     assert sql_project.manifest_path() == manifest
     assert not sql_project.manifest_is_stale()
     nodes = json.loads(manifest.read_text())["nodes"]
     assert "model.esim_recon.usage" in nodes
+
+
+def test_the_parse_builds_load_lands_in_sql_target_whatever_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A build sets DBT_TARGET_PATH for its own artifacts; the parse it may trigger must still
+    # refresh the manifest and the kept parse that Dagster and every build load.
+    manifest = sql_project.manifest_path()
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path))
+    edited = _model_files()["usage"].stat().st_mtime
+    os.utime(manifest, (edited - 5, edited - 5))
+    assert sql_project.manifest_is_stale()
+    assert sql_project.manifest_path() == manifest
+    assert not list(tmp_path.iterdir())
+    assert (sql_project.TARGET_DIR / "partial_parse.msgpack").exists()
+    assert "model.esim_recon.usage" in json.loads(manifest.read_text())["nodes"]
 
 
 @pytest.fixture(scope="module")
