@@ -27,6 +27,7 @@ from pipelines.sql_project import RUN_AT_ENV, build, environment
 from tests.pipeline.helpers import query, simulator_resources
 
 MAINTAINED = (
+    "reconciliation.int_finding_money",
     "reconciliation.int_provider_esims",
     "reconciliation.int_reconciliation_rows",
     "reconciliation.int_row_findings",

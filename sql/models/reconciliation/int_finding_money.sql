@@ -1,11 +1,18 @@
+-- depends_on: {{ ref('int_touched_orders') }}
+{{ config(materialized='incremental', incremental_strategy='touched_orders') }}
+
 with
 
+-- Findings are keyed by order (provider, order_no first) and a finding's row is a row of the
+-- same order: an order's money derives from that order's rows only.
 row_findings as (
     select * from {{ ref('int_row_findings') }}
+    where {{ in_order_batch('provider', 'order_no') }}
 ),
 
 recon_rows as (
     select * from {{ ref('int_reconciliation_rows') }}
+    where {{ in_order_batch('provider', 'order_no') }}
 ),
 
 money_rules as (

@@ -1,11 +1,25 @@
+-- depends_on: {{ ref('int_touched_orders') }}
+-- The enforced contract needs on_schema_change 'fail' (dbt); a changed project is rebuilt by a
+-- full refresh anyway (pipelines.incremental).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='touched_orders',
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 recon_rows as (
     select * from {{ ref('int_reconciliation_rows') }}
+    where {{ in_order_batch('provider', 'order_no') }}
 ),
 
+-- A finding's row is a row of the same order (int_row_findings joins on provider, order_no).
 row_findings as (
     select * from {{ ref('int_row_findings') }}
+    where {{ in_order_batch('provider', 'order_no') }}
 ),
 
 findings_per_row as (

@@ -1,7 +1,19 @@
+-- depends_on: {{ ref('int_touched_orders') }}
+-- The enforced contract needs on_schema_change 'fail' (dbt); a changed project is rebuilt by a
+-- full refresh anyway (pipelines.incremental).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='touched_orders',
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 transitions as (
     select * from {{ ref('int_state_transitions') }}
+    where {{ in_order_batch('provider', 'order_no') }}
 ),
 
 final as (
