@@ -252,6 +252,8 @@ def _kept_manifest(db_path: Path, command: Sequence[str]) -> Any:
         except Exception:  # not a parse this dbt can read: parse here instead
             return _parsed_manifest(db_path, command)
         _use_database(manifest, db_path.stem)
+        # what a parse ends with: the `graph` macros read
+        manifest.build_flat_graph()
         _MANIFESTS.clear()
         _MANIFESTS[key] = manifest
     return _MANIFESTS[key]
@@ -286,6 +288,7 @@ def _parsed_manifest(db_path: Path, command: Sequence[str]) -> Any:
     if not parsed.success or parsed.result is None:
         raise SqlProjectError(f"dbt parse failed: {parsed.exception or 'see the dbt log'}")
     _use_database(parsed.result, db_path.stem)
+    parsed.result.build_flat_graph()
     return parsed.result
 
 

@@ -60,3 +60,19 @@
     insert into {{ arg_dict['target_relation'] }} ({{ columns }})
     select {{ columns }} from {{ arg_dict['temp_relation'] }}
 {%- endmacro %}
+
+{#- Whether `relation` is a model maintained by touched orders (incremental_strategy
+    'touched_orders'). -#}
+{% macro maintained_by_order(relation) -%}
+    {%- if not execute -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- for node in graph.nodes.values() -%}
+        {%- if node.resource_type == 'model' and node.schema == relation.schema
+            and node.alias == relation.identifier -%}
+            {{ return(node.config.materialized == 'incremental'
+                and node.config.incremental_strategy == 'touched_orders') }}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(false) }}
+{%- endmacro %}
