@@ -1,0 +1,81 @@
+"""The unique-key checks of a build on the touched orders: they test the touched orders' rows of
+the models maintained by touched orders, and still catch a duplicate there."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.incremental import ORDER_BATCH_ENV
+from pipelines.sql_project import build, run_dbt
+
+from .helpers import MB, T0, RawLayer, list_row, local_row, sync_row
+
+CHECK = "int_provider_esims_unique_key"
+
+
+@pytest.fixture(scope="module")
+def batch_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse whose last build was an order batch touching B1 only."""
+    db = tmp_path_factory.mktemp("batch") / "warehouse.duckdb"
+    con = duckdb.connect(str(db))
+    raw = RawLayer(con)
+    raw.local_orders(
+        [local_row("B1", "8944000000000000001"), local_row("B2", "8944000000000000002")]
+    )
+    raw.esimtrade_orders([list_row("B1"), list_row("B2")])
+    raw.esimtrade_syncs(
+        [
+            sync_row("B1", "t1", "8944000000000000001", total_volume=100 * MB),
+            sync_row("B2", "t2", "8944000000000000002", total_volume=100 * MB),
+        ]
+    )
+    con.close()
+    build(db, run_at=T0 + timedelta(minutes=5), incremental=True)
+    con = duckdb.connect(str(db))
+    RawLayer(con).esimtrade_syncs(
+        [sync_row("B1", "t1", "8944000000000000001", total_volume=100 * MB, order_usage=MB)],
+        run_id="run-2",
+        at=T0 + timedelta(hours=1),
+    )
+    con.close()
+    build(db, run_at=T0 + timedelta(hours=1, minutes=5), incremental=True)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        touched = con.execute(
+            "select provider, order_no, is_all from reconciliation.int_touched_orders"
+        ).fetchall()
+    finally:
+        con.close()
+    assert touched == [("esimtrade", "B1", False)]
+    return db
+
+
+def _check_after_duplicating(batch_built: Path, tmp_path: Path, order_no: str, batch: bool) -> str:
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(batch_built, db)
+    con = duckdb.connect(str(db))
+    con.execute(
+        "insert into reconciliation.int_provider_esims "
+        "select * from reconciliation.int_provider_esims where order_no = $order_no",
+        {"order_no": order_no},
+    )
+    con.close()
+    outcome = run_dbt(
+        db, ["test", "--select", CHECK], environ={ORDER_BATCH_ENV: "1" if batch else "0"}
+    )
+    return outcome.statuses[CHECK]
+
+
+def test_a_duplicate_in_a_touched_order_fails_the_check(batch_built, tmp_path):
+    assert _check_after_duplicating(batch_built, tmp_path, "B1", batch=True) == "warn"
+
+
+def test_an_untouched_order_is_left_to_the_builds_that_test_it_whole(batch_built, tmp_path):
+    # the order batch does not read B2's rows; a whole build's test does
+    assert _check_after_duplicating(batch_built, tmp_path, "B2", batch=True) == "pass"
+    assert _check_after_duplicating(batch_built, tmp_path, "B2", batch=False) == "warn"
