@@ -266,44 +266,46 @@ class _DbtEvents:
             self.lines.append(event.info.msg)
 
 
-def _selection(context: AssetExecutionContext) -> list[str]:
-    """dbt's selection arguments for the assets and checks this step was asked for (none when
-    it was asked for all of them)."""
-    manifest, dbt_translator, _project = get_manifest_and_translator_from_dbt_assets(
-        [context.assets_def]
-    )
-    args, indirect_selection = get_subset_selection_for_context(
-        context=context,
-        manifest=manifest,
-        select=None,
-        exclude=None,
-        selector=None,
-        dagster_dbt_translator=dbt_translator,
-        current_dbt_indirect_selection_env=None,
-    )
-    if indirect_selection:
-        args = [*args, "--indirect-selection", indirect_selection]
-    return args
+class _DbtProject:
+    """The step's dbt project as dagster-dbt holds it: its manifest and translator."""
 
-
-def _dagster_events(context: AssetExecutionContext, events: _DbtEvents) -> list[Any]:
-    """dbt's node results as Dagster events: an output per model and seed built, a check
-    result per test run (dagster-dbt's own translation of dbt's structured log)."""
-    manifest, dbt_translator, _project = get_manifest_and_translator_from_dbt_assets(
-        [context.assets_def]
-    )
-    return [
-        dagster_event
-        for raw in events.results
-        for dagster_event in DbtCoreCliEventMessage(
-            raw_event=raw, event_history_metadata={}
-        ).to_default_asset_events(
-            manifest=manifest,
-            dagster_dbt_translator=dbt_translator,
-            context=context,
-            project=sql_project,
+    def __init__(self, context: AssetExecutionContext) -> None:
+        self.context = context
+        self.manifest, self.translator, _project = get_manifest_and_translator_from_dbt_assets(
+            [context.assets_def]
         )
-    ]
+
+    def selection(self) -> list[str]:
+        """dbt's selection arguments for the assets and checks this step was asked for (none
+        when it was asked for all of them)."""
+        args, indirect_selection = get_subset_selection_for_context(
+            context=self.context,
+            manifest=self.manifest,
+            select=None,
+            exclude=None,
+            selector=None,
+            dagster_dbt_translator=self.translator,
+            current_dbt_indirect_selection_env=None,
+        )
+        if indirect_selection:
+            args = [*args, "--indirect-selection", indirect_selection]
+        return args
+
+    def dagster_events(self, events: _DbtEvents) -> list[Any]:
+        """dbt's node results as Dagster events: an output per model and seed built, a check
+        result per test run (dagster-dbt's own translation of dbt's structured log)."""
+        return [
+            dagster_event
+            for raw in events.results
+            for dagster_event in DbtCoreCliEventMessage(
+                raw_event=raw, event_history_metadata={}
+            ).to_default_asset_events(
+                manifest=self.manifest,
+                dagster_dbt_translator=self.translator,
+                context=self.context,
+                project=sql_project,
+            )
+        ]
 
 
 @dbt_assets(
@@ -337,13 +339,14 @@ def sql_models(context: AssetExecutionContext, warehouse: WarehouseResource) -> 
             raise dg.Failure(description="dbt run of staging failed: " + "; ".join(first.failures))
     # dbt runs in this process on the project parsed once (pipelines.sql_project): no dbt
     # process to start and no parse per run.
+    project = _DbtProject(context)
     events = _DbtEvents()
     # dbt prints its errors too; the CLI prints its own summary, so dbt's lines go to the
     # run's event log (the Dagster UI) in one message instead.
     with contextlib.redirect_stdout(io.StringIO()):
         outcome = run_dbt(
             database,
-            plan.build_args(["build", *_selection(context)]),
+            plan.build_args(["build", *project.selection()]),
             environ=plan.environ(),
             on_event=events,
         )
@@ -351,7 +354,7 @@ def sql_models(context: AssetExecutionContext, warehouse: WarehouseResource) -> 
     if outcome.success and plan.whole_graph:
         with warehouse.connect() as con:
             record_build(con, plan)
-    yield from _with_metadata(_dagster_events(context, events), context.assets_def, warehouse)
+    yield from _with_metadata(project.dagster_events(events), context.assets_def, warehouse)
     if not outcome.success:
         raise dg.Failure(
             description="dbt build failed: " + ("; ".join(outcome.failures) or "see the dbt log"),

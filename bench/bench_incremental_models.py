@@ -211,13 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         if not base.exists():
             _checked(_self("--child", "generate", str(base), str(rows)))
         if not full.exists():
-            shutil.copy(base, full.with_suffix(".building"))
-            runs.append(
-                _measured(
-                    "full refresh", _self("--child", "step", str(full.with_suffix(".building")))
-                )
-            )
-            full.with_suffix(".building").rename(full)
+            # named `full_*` only once built: an interrupted build is never re-used
+            building = full.with_suffix(".building")
+            shutil.copy(base, building)
+            runs.append(_measured("full refresh", _self("--child", "step", str(building))))
+            building.rename(full)
         for label, per_million in (("incremental 1%", 10_000), ("incremental 0.1%", 1_000)):
             db = folder / f"incr_{per_million}.duckdb"
             shutil.copy(full, db)

@@ -178,7 +178,7 @@ def run_dbt(
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         **(environ or {}),
     }
-    manifest = None if variables else _kept_manifest(Path(db_path), command)
+    manifest = None if variables else _kept_manifest(Path(db_path))
     with environment(env):
         try:
             runner = dbtRunner(manifest=manifest, callbacks=[on_event] if on_event else None)
@@ -235,12 +235,12 @@ _MANIFESTS: dict[tuple[str, float], Any] = {}
 _KEPT_PARSE = TARGET_DIR / "partial_parse.msgpack"
 
 
-def _kept_manifest(db_path: Path, command: Sequence[str]) -> Any:
+def _kept_manifest(db_path: Path) -> Any:
     manifest_path()  # parses again when a file of the project changed
     try:
         key = (db_path.stem, _KEPT_PARSE.stat().st_mtime)
     except FileNotFoundError:
-        return _parsed_manifest(db_path, command)
+        return _parsed_manifest(db_path)
     if key not in _MANIFESTS:
         from dbt.contracts.graph.manifest import Manifest
         from dbt.parser.manifest import extended_mashumuro_decoder
@@ -250,7 +250,7 @@ def _kept_manifest(db_path: Path, command: Sequence[str]) -> Any:
                 _KEPT_PARSE.read_bytes(), decoder=extended_mashumuro_decoder
             )
         except Exception:  # not a parse this dbt can read: parse here instead
-            return _parsed_manifest(db_path, command)
+            return _parsed_manifest(db_path)
         _use_database(manifest, db_path.stem)
         # what a parse ends with: the `graph` macros read
         manifest.build_flat_graph()
@@ -271,20 +271,15 @@ def _use_database(manifest: Any, database: str) -> None:
             node.relation_name = f'"{database}".' + relation_name[len(parsed) + 3 :]
 
 
-def _parsed_manifest(db_path: Path, command: Sequence[str]) -> Any:
+def _parsed_manifest(db_path: Path) -> Any:
     """The project parsed in this process (when no kept parse can be loaded)."""
     from dbt.cli.main import dbtRunner
 
-    options = [arg for arg in command[1:] if arg not in ("--full-refresh",)]
-    # keep only the project/profile options: selection does not change a parse
-    keep: list[str] = []
-    for flag in ("--project-dir", "--profiles-dir"):
-        if flag in options:
-            index = options.index(flag)
-            keep += options[index : index + 2]
     local = str(TARGET_DIR / "local")
     with environment({"DBT_TARGET_PATH": local, "DBT_LOG_PATH": local}):
-        parsed = dbtRunner().invoke(["parse", *keep, "--quiet"])
+        parsed = dbtRunner().invoke(
+            ["parse", "--project-dir", str(SQL_DIR), "--profiles-dir", str(SQL_DIR), "--quiet"]
+        )
     if not parsed.success or parsed.result is None:
         raise SqlProjectError(f"dbt parse failed: {parsed.exception or 'see the dbt log'}")
     _use_database(parsed.result, db_path.stem)
