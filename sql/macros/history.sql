@@ -7,7 +7,11 @@
        present values of the other columns;
     2. open episodes whose key is absent get resolved_at = run time;
     3. present keys without an open episode start a new episode (first_detected_at = run time).
-  A build with nothing changed adds no rows and moves only last_seen_at. The table is never
+  A build with nothing changed adds no rows and moves only last_seen_at. On an order batch
+  (macros/order_batch.sql), when `provider` and `order_no` are part of the history_key, the SELECT
+  may hold the touched orders only: step 2 then looks at the touched orders only, and the other
+  orders' open episodes (present, since their findings did not change) just get last_seen_at.
+  The table is never
   dropped, not even by --full-refresh: it is the memory of past runs. A column added to the
   SELECT is added to the table.
 -#}
@@ -44,6 +48,7 @@
         {{ exceptions.raise_compiler_error(model.name ~ ": history_key column " ~ key ~ " is not selected") }}
     {%- endfor -%}
     {%- set key_list = keys | join(', ') -%}
+    {%- set by_order = 'provider' in keys and 'order_no' in keys and order_batch_active() -%}
     {%- set bad = run_query(
         'select (select count(*) from ' ~ stage ~ ' where ' ~ (keys | join(' is null or ')) ~ ' is null), '
         ~ '(select count(*) from (select ' ~ key_list ~ ' from ' ~ stage ~ ' group by all having count(*) > 1))'
@@ -81,7 +86,16 @@
         update {{ target_relation }} as h
         set resolved_at = {{ run_at }}
         where h.resolved_at is null
+            {%- if by_order %}
+            and {{ in_order_batch('h.provider', 'h.order_no') }}
+            {%- endif %}
             and not exists (select 1 from {{ stage }} as c where {{ match }});
+        {%- if by_order %}
+
+        update {{ target_relation }} as h
+        set last_seen_at = {{ run_at }}
+        where h.resolved_at is null and not ({{ in_order_batch('h.provider', 'h.order_no') }});
+        {%- endif %}
 
         insert into {{ target_relation }} by name
         select c.*, {{ run_at }} as first_detected_at, {{ run_at }} as last_seen_at,

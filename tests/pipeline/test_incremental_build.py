@@ -33,6 +33,7 @@ MAINTAINED = (
     "reconciliation.int_row_findings",
     "reconciliation.int_state_transitions",
     "reconciliation.int_usage_changes",
+    "reconciliation.int_usage_esim_days",
     "staging.stg_esim_usage_history",
 )
 START = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)

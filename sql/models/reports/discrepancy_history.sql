@@ -1,9 +1,11 @@
+-- depends_on: {{ ref('int_touched_orders') }}
 {{ config(materialized='history', history_key=['provider', 'order_no', 'iccid', 'discrepancy_type']) }}
 
 with
 
 finding_money as (
     select * from {{ ref('int_finding_money') }}
+    where {{ in_order_batch('provider', 'order_no') }}
 ),
 
 -- The findings present now, one per finding key, each with its description and its money at
