@@ -1,5 +1,6 @@
 """The unique-key checks of a build on the touched orders: they test the touched orders' rows of
-the models maintained by touched orders, and still catch a duplicate there."""
+the models maintained by touched orders, and still catch a duplicate there, also one shared with
+an untouched order when the key does not hold the order."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from pipelines.sql_project import build, run_dbt
 from .helpers import MB, T0, RawLayer, list_row, local_row, sync_row
 
 CHECK = "int_provider_esims_unique_key"
+# keyed by row_id alone: a key may be shared across orders
+ROW_CHECK = "int_reconciliation_rows_unique_key"
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +82,35 @@ def test_an_untouched_order_is_left_to_the_builds_that_test_it_whole(batch_built
     # the order batch does not read B2's rows; a whole build's test does
     assert _check_after_duplicating(batch_built, tmp_path, "B2", batch=True) == "pass"
     assert _check_after_duplicating(batch_built, tmp_path, "B2", batch=False) == "warn"
+
+
+def _row_check_after_sharing(batch_built: Path, tmp_path: Path, row_of: str, batch: bool) -> str:
+    """ROW_CHECK after B2's row takes the row_id of `row_of`'s row."""
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(batch_built, db)
+    con = duckdb.connect(str(db))
+    con.execute(
+        "update reconciliation.int_reconciliation_rows set row_id = ("
+        "  select row_id from reconciliation.int_reconciliation_rows where order_no = $row_of"
+        ") where order_no = 'B2'",
+        {"row_of": row_of},
+    )
+    if row_of == "B2":  # a second row of B2 with the same row_id
+        con.execute(
+            "insert into reconciliation.int_reconciliation_rows "
+            "select * from reconciliation.int_reconciliation_rows where order_no = 'B2'"
+        )
+    con.close()
+    outcome = run_dbt(
+        db, ["test", "--select", ROW_CHECK], environ={ORDER_BATCH_ENV: "1" if batch else "0"}
+    )
+    return outcome.statuses[ROW_CHECK]
+
+
+def test_a_key_shared_by_a_touched_and_an_untouched_order_fails_the_check(batch_built, tmp_path):
+    assert _row_check_after_sharing(batch_built, tmp_path, "B1", batch=True) == "warn"
+
+
+def test_a_key_shared_within_untouched_orders_is_left_to_whole_builds(batch_built, tmp_path):
+    assert _row_check_after_sharing(batch_built, tmp_path, "B2", batch=True) == "pass"
+    assert _row_check_after_sharing(batch_built, tmp_path, "B2", batch=False) == "warn"

@@ -3,9 +3,10 @@
 
 with
 
--- Read by every finding below: scanned each time (only the columns and rows it needs), never
--- copied whole into memory first.
-recon_rows as not materialized (
+-- Read by every finding below. In a whole build: scanned each time (only the columns and rows
+-- it needs), never copied whole into memory first. In an order batch: the touched orders' rows,
+-- few, found in one scan and kept.
+recon_rows as {% if order_batch_active() %}materialized{% else %}not materialized{% endif %} (
     select * from {{ ref('int_reconciliation_rows') }}
     where {{ in_order_batch('provider', 'order_no') }}
 ),
@@ -161,11 +162,15 @@ usage_exceeds_volume as (
         and not coalesce(provider_is_unlimited, false)
 ),
 
--- Over every order (an ICCID shared with a touched order touches the order holding it too).
+-- Over every order (an ICCID shared with a touched order touches the order holding it too),
+-- for the ICCIDs of the rows at hand.
 duplicated_local_iccids as (
     select local_iccid, count(*) as rows_with_iccid
     from {{ ref('int_reconciliation_rows') }}
     where local_line_no is not null and local_iccid is not null
+    {%- if order_batch_active() %}
+        and local_iccid in (select local_iccid from recon_rows where local_line_no is not null)
+    {%- endif %}
     group by local_iccid
     having count(*) > 1
 ),

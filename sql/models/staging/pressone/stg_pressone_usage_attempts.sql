@@ -32,7 +32,7 @@ sims as (
     {%- endif %}
 ),
 
-pressone_usage as (
+pressone_usage as {% if batch %}materialized {% endif %}(
     select * from {{ source('raw', 'pressone_usage') }}
     {%- if batch %}
     -- a row whose ICCID only untouched orders hold is one of theirs: not read
@@ -44,6 +44,10 @@ pressone_usage as (
 newest_order_per_iccid as (
     select iccid, order_no
     from sims
+    {%- if batch %}
+    -- only the ICCIDs of the usage rows read, not every order's sims
+    where iccid in (select trim(iccid) from pressone_usage)
+    {%- endif %}
     qualify row_number() over (
         partition by iccid order by created_at desc nulls last, order_no desc
     ) = 1
