@@ -41,13 +41,19 @@ pressone_usage as {% if batch %}materialized {% endif %}(
     {%- endif %}
 ),
 
-newest_order_per_iccid as (
-    select iccid, order_no
+-- The sims a usage row read can belong to: in an order batch, those of the ICCIDs read only,
+-- not every order's sims.
+sims_read as {% if batch %}materialized {% endif %}(
+    select *
     from sims
     {%- if batch %}
-    -- only the ICCIDs of the usage rows read, not every order's sims
     where iccid in (select trim(iccid) from pressone_usage)
     {%- endif %}
+),
+
+newest_order_per_iccid as (
+    select iccid, order_no
+    from sims_read
     qualify row_number() over (
         partition by iccid order by created_at desc nulls last, order_no desc
     ) = 1
@@ -95,7 +101,7 @@ final as (
         end as remaining_bytes,
         typed.expired_at
     from typed
-    left join sims as exact
+    left join sims_read as exact
         on exact.iccid = typed.iccid and exact.order_no = typed.reported_order_no
     left join newest_order_per_iccid as newest on newest.iccid = typed.iccid
     where {{ in_order_batch("'pressone'", "coalesce(exact.order_no, newest.order_no, typed.reported_order_no, '')") }}
