@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,6 +25,9 @@ RAW_COMMENTS_SQL = Path(__file__).with_name("raw_comments.sql")
 _UNCOMMENTED_RAW_SQL = """
 select (select count(*) from duckdb_tables() where schema_name = 'raw' and comment is null)
      + (select count(*) from duckdb_columns() where schema_name = 'raw' and comment is null)
+"""
+_RAW_COLUMNS_SQL = """
+select table_name, column_name, data_type from duckdb_columns() where schema_name = 'raw'
 """
 
 # DuckDB's own default is 80% of the machine's memory: a 10M-row model build then takes what it
@@ -152,10 +156,28 @@ class Warehouse:
             con.close()
 
     def ensure_raw_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        # Every write connection asks: two catalog reads answer it when nothing is missing,
+        # cheaper than running the schema's statements again.
+        [(uncommented,)] = con.execute(_UNCOMMENTED_RAW_SQL).fetchall()
+        if not uncommented and _declared_raw_columns() <= set(
+            con.execute(_RAW_COLUMNS_SQL).fetchall()
+        ):
+            return
         con.execute(RAW_SCHEMA_SQL.read_text(encoding="utf-8"))
         [(uncommented,)] = con.execute(_UNCOMMENTED_RAW_SQL).fetchall()
         if uncommented:
             con.execute(RAW_COMMENTS_SQL.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _declared_raw_columns() -> frozenset[tuple[str, str, str]]:
+    """(table, column, type) of every raw column the schema file declares."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(RAW_SCHEMA_SQL.read_text(encoding="utf-8"))
+        return frozenset(con.execute(_RAW_COLUMNS_SQL).fetchall())
+    finally:
+        con.close()
 
 
 def append_frames(
