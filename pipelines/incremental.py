@@ -53,14 +53,9 @@ class BuildPlan:
         return {ORDER_BATCH_ENV: "1" if self.order_batch else "0"}
 
     def build_args(self, args: list[str]) -> list[str]:
-        """`args` of `dbt build`: with --full-refresh when the plan is one, without the seeds on
-        an order batch."""
+        """`args` of `dbt build`, with --full-refresh when the plan is one."""
         if self.full_refresh and "--full-refresh" not in args:
             return [*args, "--full-refresh"]
-        if self.order_batch:
-            # The seeds are as the recorded build loaded them: a changed seed changes the
-            # fingerprint, and that makes a full refresh. Their tests still run.
-            return [*args, "--exclude", "resource_type:seed"]
         return args
 
     def staging_args(self) -> list[str]:

@@ -38,7 +38,8 @@ def _fetch(url: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple[ob
 def _wait_for_tick(url: str, timeout: float) -> list[tuple[object, ...]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ticks = _fetch(url, "SELECT selector_id, status FROM job_ticks")
+        # a tick is recorded STARTED and then updated once the sensor has been evaluated
+        ticks = _fetch(url, "SELECT selector_id, status FROM job_ticks WHERE status <> 'STARTED'")
         if ticks:
             return ticks
         time.sleep(1)
