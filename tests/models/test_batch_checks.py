@@ -58,20 +58,48 @@ def batch_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
-def _check_after_duplicating(batch_built: Path, tmp_path: Path, order_no: str, batch: bool) -> str:
+def _check_status(
+    batch_built: Path,
+    tmp_path: Path,
+    check: str,
+    spoil: list[str],
+    params: dict[str, str],
+    batch: bool,
+) -> str:
+    """`check`'s status on a copy of the warehouse after the `spoil` statements ran on it."""
     db = tmp_path / "copy.duckdb"
     shutil.copy(batch_built, db)
     con = duckdb.connect(str(db))
-    con.execute(
-        "insert into reconciliation.int_provider_esims "
-        "select * from reconciliation.int_provider_esims where order_no = $order_no",
-        {"order_no": order_no},
-    )
+    for statement in spoil:
+        con.execute(statement, params)
     con.close()
     outcome = run_dbt(
-        db, ["test", "--select", CHECK], environ={ORDER_BATCH_ENV: "1" if batch else "0"}
+        db, ["test", "--select", check], environ={ORDER_BATCH_ENV: "1" if batch else "0"}
     )
-    return outcome.statuses[CHECK]
+    return outcome.statuses[check]
+
+
+# a second copy of the order's eSIM rows
+_DUPLICATE_ESIMS = (
+    "insert into reconciliation.int_provider_esims "
+    "select * from reconciliation.int_provider_esims where order_no = $order_no"
+)
+# B2's row takes the row_id of the order's row
+_SHARE_ROW_ID = (
+    "update reconciliation.int_reconciliation_rows set row_id = ("
+    "  select row_id from reconciliation.int_reconciliation_rows where order_no = $order_no"
+    ") where order_no = 'B2'"
+)
+_DUPLICATE_ROWS = (
+    "insert into reconciliation.int_reconciliation_rows "
+    "select * from reconciliation.int_reconciliation_rows where order_no = $order_no"
+)
+
+
+def _check_after_duplicating(batch_built: Path, tmp_path: Path, order_no: str, batch: bool) -> str:
+    return _check_status(
+        batch_built, tmp_path, CHECK, [_DUPLICATE_ESIMS], {"order_no": order_no}, batch
+    )
 
 
 def test_a_duplicate_in_a_touched_order_fails_the_check(batch_built, tmp_path):
@@ -85,26 +113,10 @@ def test_an_untouched_order_is_left_to_the_builds_that_test_it_whole(batch_built
 
 
 def _row_check_after_sharing(batch_built: Path, tmp_path: Path, row_of: str, batch: bool) -> str:
-    """ROW_CHECK after B2's row takes the row_id of `row_of`'s row."""
-    db = tmp_path / "copy.duckdb"
-    shutil.copy(batch_built, db)
-    con = duckdb.connect(str(db))
-    con.execute(
-        "update reconciliation.int_reconciliation_rows set row_id = ("
-        "  select row_id from reconciliation.int_reconciliation_rows where order_no = $row_of"
-        ") where order_no = 'B2'",
-        {"row_of": row_of},
-    )
-    if row_of == "B2":  # a second row of B2 with the same row_id
-        con.execute(
-            "insert into reconciliation.int_reconciliation_rows "
-            "select * from reconciliation.int_reconciliation_rows where order_no = 'B2'"
-        )
-    con.close()
-    outcome = run_dbt(
-        db, ["test", "--select", ROW_CHECK], environ={ORDER_BATCH_ENV: "1" if batch else "0"}
-    )
-    return outcome.statuses[ROW_CHECK]
+    """ROW_CHECK after B2's row shares its row_id with `row_of`'s row (a second B2 row when
+    `row_of` is B2 itself)."""
+    spoil = [_SHARE_ROW_ID] if row_of != "B2" else [_DUPLICATE_ROWS]
+    return _check_status(batch_built, tmp_path, ROW_CHECK, spoil, {"order_no": row_of}, batch)
 
 
 def test_a_key_shared_by_a_touched_and_an_untouched_order_fails_the_check(batch_built, tmp_path):
