@@ -83,6 +83,30 @@ def test_exact_iccid_first_then_the_rest_of_the_order(con, raw):
     assert _pairs(con) == {(3, "t2", "order_and_iccid"), (2, "t1", "order_position")}
 
 
+def test_an_iccid_repeated_within_an_order_pairs_one_to_one_in_order(con, raw):
+    # O1: the ICCID twice on each side, the n-th local row with the n-th eSIM (by key).
+    # O2: twice locally, once at the provider: the second local row is paired by position.
+    raw.local_orders(
+        [
+            local_row(O1, ICCID_1),
+            local_row(O1, ICCID_1),
+            local_row(O1, ICCID_2),
+            local_row(O2, ICCID_3),
+            local_row(O2, ICCID_3),
+        ]
+    )
+    _esimtrade_order(raw, O1, [("t2", ICCID_1), ("t1", ICCID_1), ("t3", ICCID_2)])
+    _esimtrade_order(raw, O2, [("u1", ICCID_3), ("u2", "8944000000000000004")])
+    build_all(con)
+    assert _pairs(con) == {
+        (2, "t1", "order_and_iccid"),
+        (3, "t2", "order_and_iccid"),
+        (4, "t3", "order_and_iccid"),
+        (5, "u1", "order_and_iccid"),
+        (6, "u2", "order_position"),
+    }
+
+
 def test_extra_local_row_of_an_order_known_only_as_a_whole_is_not_checked(con, raw):
     raw.local_orders([local_row(O1, status="ready"), local_row(O1, status="ready")])
     raw.esimtrade_orders([list_row(O1, status="got_resource", quantity=2)])

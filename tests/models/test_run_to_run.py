@@ -241,3 +241,52 @@ def test_esimtrade_failed_sync_keeps_the_last_good_sync(con, raw):
     assert after["provider_state_observed_at"] == RUN_1 + LATER
     assert _types(con) == [("esimtrade", "sync_failed", None, "HTTP 503")]
     assert _transitions(con) == []
+
+
+def test_two_runs_seeing_an_esim_at_the_same_instant_keep_the_later_run(con, raw):
+    # Run 1 and run 2 each sync the eSIMTrade order at the same instant (run 2 re-read what a
+    # slow run 1 was still writing); the PressOne sim is seen by run 2 only, once.
+    raw.local_orders([local_row(ESIMTRADE_ORDER, ESIMTRADE_ICCID)])
+    _pressone_local(raw, "active")
+    _esimtrade_run(raw, "run-1", RUN_1, "in_use", {"esim_status": "IN_USE", "order_usage": 0})
+    _esimtrade_run(raw, "run-2", RUN_1, "in_use", {"esim_status": "USED_UP", "order_usage": 0})
+    _pressone_run(raw, "run-2", RUN_1, "completed", _usage("ACTIVE", 524.0))
+    build_all(con, RUN_1)
+
+    # (run 2's listing, a minute before run 1's sync, is an observation of its own)
+    states = query(
+        con,
+        "select provider, run_id, observed_at, canonical_state "
+        "from staging.stg_esim_state_history where observed_at = ? order by provider",
+        [RUN_1 + LATER],
+    )
+    assert states == [
+        {
+            "provider": "esimtrade",
+            "run_id": "run-2",
+            "observed_at": RUN_1 + LATER,
+            "canonical_state": "depleted",
+        },
+        {
+            "provider": "pressone",
+            "run_id": "run-2",
+            "observed_at": RUN_1 + LATER,
+            "canonical_state": "active",
+        },
+    ]
+
+
+def test_two_fetches_of_an_esim_at_the_same_instant_keep_the_higher_usage(con, raw):
+    raw.local_orders([local_row(ESIMTRADE_ORDER, ESIMTRADE_ICCID)])
+    _esimtrade_run(raw, "run-1", RUN_1, "in_use", {"esim_status": "IN_USE", "order_usage": 300})
+    _esimtrade_run(raw, "run-2", RUN_1, "in_use", {"esim_status": "IN_USE", "order_usage": 700})
+    _esimtrade_run(raw, "run-3", RUN_2, "in_use", {"esim_status": "IN_USE", "order_usage": 900})
+    build_all(con, RUN_2)
+
+    assert query(
+        con,
+        "select observed_at, used_bytes from staging.stg_esim_usage_history order by observed_at",
+    ) == [
+        {"observed_at": RUN_1 + LATER, "used_bytes": 700},
+        {"observed_at": RUN_2 + LATER, "used_bytes": 900},
+    ]

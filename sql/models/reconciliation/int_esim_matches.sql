@@ -22,23 +22,57 @@ local_rows as not materialized (
     where coverage.is_ingested
 ),
 
-local_by_iccid as (
-    select
-        *,
-        row_number() over (partition by provider, order_no, iccid order by line_no) as iccid_seq
+-- Both sides by (provider, order_no, iccid), keyed by its hash.
+local_keyed as not materialized (
+    select line_no, provider, order_no, iccid, hash(provider, order_no, iccid) as key_hash
     from local_rows
     where iccid is not null
 ),
 
+provider_keyed as not materialized (
+    select provider, order_no, iccid, esim_key, hash(provider, order_no, iccid) as key_hash
+    from provider_esims
+    where iccid is not null
+),
+
+-- Keys (by their hash) that more than one row has on either side. Few: only their rows are
+-- numbered below; numbering every row cost a window over each side's whole table.
+repeated_keys as (
+    select key_hash from local_keyed group by key_hash having count(*) > 1
+    union
+    select key_hash from provider_keyed group by key_hash having count(*) > 1
+),
+
+-- The n-th row of a key on one side pairs with the n-th on the other. Every row of a repeated
+-- key is numbered (its hash is the same); a key with one row on each side is row 1 on both.
+local_by_iccid as (
+    select line_no, provider, order_no, iccid, 1 as iccid_seq
+    from local_keyed
+    where key_hash not in (select key_hash from repeated_keys)
+    union all
+    select
+        line_no,
+        provider,
+        order_no,
+        iccid,
+        row_number() over (partition by provider, order_no, iccid order by line_no) as iccid_seq
+    from local_keyed
+    where key_hash in (select key_hash from repeated_keys)
+),
+
 provider_by_iccid as (
+    select provider, order_no, iccid, esim_key, 1 as iccid_seq
+    from provider_keyed
+    where key_hash not in (select key_hash from repeated_keys)
+    union all
     select
         provider,
         order_no,
         iccid,
         esim_key,
         row_number() over (partition by provider, order_no, iccid order by esim_key) as iccid_seq
-    from provider_esims
-    where iccid is not null
+    from provider_keyed
+    where key_hash in (select key_hash from repeated_keys)
 ),
 
 exact_matches as (
