@@ -11,9 +11,8 @@
   (macros/order_batch.sql), when `provider` and `order_no` are part of the history_key, the SELECT
   may hold the touched orders only: step 2 then looks at the touched orders only, and the other
   orders' open episodes (present, since their findings did not change) just get last_seen_at.
-  The table is never
-  dropped, not even by --full-refresh: it is the memory of past runs. A column added to the
-  SELECT is added to the table.
+  The table is never dropped, not even by --full-refresh: it is the memory of past runs. A column
+  added to the SELECT is added to the table.
 -#}
 {% materialization history, adapter='duckdb' %}
     {%- set keys = config.require('history_key') -%}
