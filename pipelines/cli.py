@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import errno
+import gc
 import json
 import os
 import shlex
@@ -274,6 +276,10 @@ def main() -> None:
     Configuration comes from environment variables (and a .env file in the working
     directory); see the README for every variable.
     """
+    # A run leaves about half a million long-lived objects (Dagster, dbt). At exit the
+    # interpreter's last collections would walk them all, about 1.3 s of a demo: frozen,
+    # they are skipped (the process ends; memory goes back with it).
+    atexit.register(gc.freeze)
 
 
 @main.command(epilog=EPILOG_RUN)
