@@ -258,8 +258,10 @@ def test_missing_locally_keys_on_the_provider_iccid(scenario):
 
 
 def test_sync_failed_uses_the_latest_attempt(scenario):
-    found = {(f["provider"], f["order_no"]) for f in findings(scenario, "sync_failed")}
-    assert found == {("esimtrade", E(12)), ("pressone", P(4))}
+    found = {(f["provider"], f["order_no"], f["iccid"]) for f in findings(scenario, "sync_failed")}
+    # A failed order sync lands on the order's provider eSIM (its ICCID from the earlier sync);
+    # a failed usage fetch on that sim's eSIM.
+    assert found == {("esimtrade", E(12), iccid(12)), ("pressone", P(4), iccid(104))}
     [esimtrade] = [f for f in findings(scenario, "sync_failed") if f["provider"] == "esimtrade"]
     assert esimtrade["provider_value"] == "HTTP 503 after 5 tries"
     # The eSIM is still known from the earlier successful sync, so the row is matched.

@@ -140,6 +140,23 @@ def test_shared_staging_models_name_no_provider():
             assert files[name].parent == MODELS / "staging" / provider, name
 
 
+def test_shared_findings_name_no_provider():
+    # Failed fetches reach sync_failed through each provider's canonical failed_fetches model.
+    # int_touched_orders still reads each provider's raw lists by name (see its doc).
+    project = yaml.safe_load((sql_project.SQL_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
+    providers = project["vars"]["providers"]
+    files = _model_files()
+    for path in [*(MODELS / "reconciliation").glob("*.sql"), *(MODELS / "reports").glob("*.sql")]:
+        if path.stem == "int_touched_orders":
+            continue
+        body = _sql_body(path)
+        for provider in providers:
+            assert f"stg_{provider}_" not in body and f"'{provider}'" not in body, path.name
+    assert "union_provider_models('failed_fetches')" in _sql_body(files["int_row_findings"])
+    for provider in providers:
+        assert files[f"stg_{provider}_failed_fetches"].parent == MODELS / "staging" / provider
+
+
 def test_models_read_only_sources_and_refs():
     qualified = re.compile(r"\b(raw|seeds|staging|reconciliation|reports)\.[a-z_]+\b")
     for name, path in _model_files().items():

@@ -29,12 +29,9 @@ discrepancy_types as (
     select * from {{ ref('discrepancy_types') }}
 ),
 
-esimtrade_syncs as (
-    select * from {{ ref('stg_esimtrade_sync_attempts') }}
-),
-
-pressone_usage as (
-    select * from {{ ref('stg_pressone_usage_attempts') }}
+-- Each provider's fetches whose latest attempt failed, in one canonical shape.
+failed_fetches as (
+    {{ union_provider_models('failed_fetches') }}
 ),
 
 missing_at_provider as (
@@ -203,130 +200,69 @@ invalid_iccid as (
     where local_line_no is not null and local_iccid is not null and not local_iccid_shape_ok
 ),
 
--- Only an order with a failed attempt can have failed last: its latest attempt (an aggregate,
--- not a window over every attempt), then the orders whose latest attempt failed. Few, so only
--- their rows are looked at below.
-esimtrade_orders_with_failures as (
-    select distinct order_no
-    from esimtrade_syncs
-    where outcome = 'failed' and order_no is not null
+failed_orders as (
+    select provider, order_no, iccid, error, http_status
+    from failed_fetches
+    where is_order_level
 ),
 
-esimtrade_last_attempts as (
-    select
-        order_no,
-        arg_max(
-            {
-                'outcome': outcome,
-                'requested_iccid': requested_iccid,
-                'error': error,
-                'http_status': http_status
-            },
-            fetched_at
-        ) as attempt
-    from esimtrade_syncs
-    where order_no in (select order_no from esimtrade_orders_with_failures)
-    group by order_no
+failed_esims as (
+    select provider, order_no, iccid, error, http_status
+    from failed_fetches
+    where not is_order_level
 ),
 
-esimtrade_failed_orders as (
-    select
-        esimtrade_last_attempts.order_no,
-        esimtrade_last_attempts.attempt.requested_iccid as requested_iccid,
-        esimtrade_last_attempts.attempt.error as error,
-        esimtrade_last_attempts.attempt.http_status as http_status
-    from esimtrade_last_attempts
-    where esimtrade_last_attempts.attempt.outcome = 'failed'
-),
-
-esimtrade_order_rows as (
+failed_order_rows as (
     select
         *,
-        bool_or(provider_esim_key is not null) over (partition by order_no)
+        bool_or(provider_esim_key is not null) over (partition by provider, order_no)
             as order_has_provider_rows
     from recon_rows
-    where provider = 'esimtrade'
-        and order_no in (select order_no from esimtrade_failed_orders)
+    where (provider, order_no) in (select provider, order_no from failed_orders)
 ),
 
--- An order-level failure lands on the order's provider eSIM rows; only an order with none
+-- A failure of a whole order lands on the order's provider eSIM rows; only an order with none
 -- (not in the stored list, never synced) puts it on its local rows.
-esimtrade_sync_failed as (
+order_sync_failed as (
     select
         order_rows.row_id,
-        'esimtrade' as provider,
-        esimtrade_failed_orders.order_no,
-        coalesce(order_rows.finding_iccid, esimtrade_failed_orders.requested_iccid, '') as iccid,
+        failed_orders.provider,
+        failed_orders.order_no,
+        coalesce(order_rows.finding_iccid, failed_orders.iccid, '') as iccid,
         'sync_failed' as discrepancy_type,
         cast(null as varchar) as severity,
         cast(null as varchar) as local_value,
         coalesce(
-            esimtrade_failed_orders.error,
-            'HTTP ' || cast(esimtrade_failed_orders.http_status as varchar),
-            'failed'
+            failed_orders.error, 'HTTP ' || cast(failed_orders.http_status as varchar), 'failed'
         ) as provider_value,
         order_rows.local_line_no, order_rows.provider_esim_key
-    from esimtrade_failed_orders
-    left join esimtrade_order_rows as order_rows
-        on order_rows.order_no = esimtrade_failed_orders.order_no
+    from failed_orders
+    left join failed_order_rows as order_rows
+        on order_rows.provider = failed_orders.provider
+        and order_rows.order_no = failed_orders.order_no
         and (order_rows.provider_esim_key is not null or not order_rows.order_has_provider_rows)
 ),
 
-pressone_sims_with_failures as (
-    select distinct order_no, iccid
-    from pressone_usage
-    where outcome = 'failed'
-),
-
-pressone_last_attempts as (
-    select
-        pressone_usage.order_no,
-        pressone_usage.iccid,
-        arg_max(
-            {
-                'outcome': pressone_usage.outcome,
-                'error': pressone_usage.error,
-                'http_status': pressone_usage.http_status
-            },
-            pressone_usage.fetched_at
-        ) as attempt
-    from pressone_usage
-    inner join pressone_sims_with_failures as failing
-        on failing.iccid = pressone_usage.iccid
-        and failing.order_no is not distinct from pressone_usage.order_no
-    group by pressone_usage.order_no, pressone_usage.iccid
-),
-
-pressone_failed_fetches as (
-    select
-        pressone_last_attempts.order_no,
-        pressone_last_attempts.iccid,
-        pressone_last_attempts.attempt.error as error,
-        pressone_last_attempts.attempt.http_status as http_status
-    from pressone_last_attempts
-    where pressone_last_attempts.attempt.outcome = 'failed'
-),
-
-pressone_sync_failed as (
+-- A failure of one eSIM lands on that eSIM's row; with no order holding its ICCID, under
+-- order_no ''.
+esim_sync_failed as (
     select
         recon_rows.row_id,
-        'pressone' as provider,
-        coalesce(pressone_failed_fetches.order_no, '') as order_no,
-        coalesce(recon_rows.finding_iccid, pressone_failed_fetches.iccid) as iccid,
+        failed_esims.provider,
+        coalesce(failed_esims.order_no, '') as order_no,
+        coalesce(recon_rows.finding_iccid, failed_esims.iccid, '') as iccid,
         'sync_failed' as discrepancy_type,
         cast(null as varchar) as severity,
         cast(null as varchar) as local_value,
         coalesce(
-            pressone_failed_fetches.error,
-            'HTTP ' || cast(pressone_failed_fetches.http_status as varchar),
-            'failed'
+            failed_esims.error, 'HTTP ' || cast(failed_esims.http_status as varchar), 'failed'
         ) as provider_value,
         recon_rows.local_line_no, recon_rows.provider_esim_key
-    from pressone_failed_fetches
+    from failed_esims
     left join recon_rows
-        on recon_rows.provider = 'pressone'
-        and recon_rows.order_no = pressone_failed_fetches.order_no
-        and recon_rows.provider_iccid = pressone_failed_fetches.iccid
+        on recon_rows.provider = failed_esims.provider
+        and recon_rows.order_no = failed_esims.order_no
+        and recon_rows.provider_iccid = failed_esims.iccid
 ),
 
 -- The eSIM's most recent change of state or of used bytes, when it breaks a rule (sections 4
@@ -375,8 +311,8 @@ found as (
     union all select * from usage_exceeds_volume
     union all select * from duplicate_iccid
     union all select * from invalid_iccid
-    union all select * from esimtrade_sync_failed
-    union all select * from pressone_sync_failed
+    union all select * from order_sync_failed
+    union all select * from esim_sync_failed
     union all select * from history_findings
 ),
 
