@@ -278,7 +278,8 @@ def main() -> None:
     """
     # A run leaves about half a million long-lived objects (Dagster, dbt). At exit the
     # interpreter's last collections would walk them all, about 1.3 s of a demo: frozen,
-    # they are skipped (the process ends; memory goes back with it).
+    # they are skipped (the process ends; memory goes back with it). Once per process.
+    atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
 
 
