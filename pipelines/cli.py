@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import atexit
 import errno
-import gc
 import json
 import os
 import shlex
@@ -276,11 +274,6 @@ def main() -> None:
     Configuration comes from environment variables (and a .env file in the working
     directory); see the README for every variable.
     """
-    # A run leaves about half a million long-lived objects (Dagster, dbt). At exit the
-    # interpreter's last collections would walk them all, about 1.3 s of a demo: frozen,
-    # they are skipped (the process ends; memory goes back with it). Once per process.
-    atexit.unregister(gc.freeze)
-    atexit.register(gc.freeze)
 
 
 @main.command(epilog=EPILOG_RUN)
