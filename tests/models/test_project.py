@@ -85,6 +85,12 @@ def _documented() -> dict[str, tuple[Path, dict]]:
     return found
 
 
+def _providers() -> list[str]:
+    """The `providers` var of dbt_project.yml: the providers whose staging folders are unioned."""
+    project = yaml.safe_load((sql_project.SQL_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
+    return project["vars"]["providers"]
+
+
 def _sql_body(path: Path) -> str:
     """The SQL without Jinja comments, config blocks and `--` comment lines."""
     text = re.sub(r"\{#.*?#\}", "", path.read_text(encoding="utf-8"), flags=re.DOTALL)
@@ -123,8 +129,7 @@ def test_every_model_is_documented_beside_it_with_the_same_cte_shape():
 def test_shared_staging_models_name_no_provider():
     # A third provider is a folder of staging models and its name in the `providers` var: the
     # shared staging models union every provider's canonical models through one macro.
-    project = yaml.safe_load((sql_project.SQL_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
-    providers = project["vars"]["providers"]
+    providers = _providers()
     files = _model_files()
     shared = list((MODELS / "staging").glob("*.sql"))
     unioned = set()
@@ -143,8 +148,7 @@ def test_shared_staging_models_name_no_provider():
 def test_shared_findings_name_no_provider():
     # Failed fetches reach sync_failed through each provider's canonical failed_fetches model.
     # int_touched_orders still reads each provider's raw lists by name (see its doc).
-    project = yaml.safe_load((sql_project.SQL_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
-    providers = project["vars"]["providers"]
+    providers = _providers()
     files = _model_files()
     for path in [*(MODELS / "reconciliation").glob("*.sql"), *(MODELS / "reports").glob("*.sql")]:
         if path.stem == "int_touched_orders":

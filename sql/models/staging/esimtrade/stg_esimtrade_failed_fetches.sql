@@ -2,33 +2,14 @@
 
 with
 
-sync_attempts as (
+-- read twice by last_attempts_of_failing_keys
+sync_attempts as not materialized (
     select * from {{ ref('stg_esimtrade_sync_attempts') }}
-),
-
--- Only an order with a failed attempt can have failed last: its latest attempt (an aggregate,
--- not a window over every attempt). Few, so only they are looked at.
-orders_with_failures as (
-    select distinct order_no
-    from sync_attempts
-    where outcome = 'failed' and order_no is not null
+    where order_no is not null
 ),
 
 last_attempts as (
-    select
-        order_no,
-        arg_max(
-            {
-                'outcome': outcome,
-                'requested_iccid': requested_iccid,
-                'error': error,
-                'http_status': http_status
-            },
-            fetched_at
-        ) as attempt
-    from sync_attempts
-    where order_no in (select order_no from orders_with_failures)
-    group by order_no
+    {{ last_attempts_of_failing_keys('sync_attempts', ['order_no'], ['requested_iccid', 'error', 'http_status']) }}
 ),
 
 -- A sync reads one order: its failure concerns the whole order.

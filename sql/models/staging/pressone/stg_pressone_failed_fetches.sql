@@ -2,35 +2,13 @@
 
 with
 
-usage_attempts as (
+-- read twice by last_attempts_of_failing_keys
+usage_attempts as not materialized (
     select * from {{ ref('stg_pressone_usage_attempts') }}
 ),
 
--- Only a sim with a failed fetch can have failed last: its latest fetch (an aggregate, not a
--- window over every fetch). Few, so only they are looked at.
-sims_with_failures as (
-    select distinct order_no, iccid
-    from usage_attempts
-    where outcome = 'failed'
-),
-
 last_attempts as (
-    select
-        usage_attempts.order_no,
-        usage_attempts.iccid,
-        arg_max(
-            {
-                'outcome': usage_attempts.outcome,
-                'error': usage_attempts.error,
-                'http_status': usage_attempts.http_status
-            },
-            usage_attempts.fetched_at
-        ) as attempt
-    from usage_attempts
-    inner join sims_with_failures as failing
-        on failing.iccid = usage_attempts.iccid
-        and failing.order_no is not distinct from usage_attempts.order_no
-    group by usage_attempts.order_no, usage_attempts.iccid
+    {{ last_attempts_of_failing_keys('usage_attempts', ['order_no', 'iccid'], ['error', 'http_status']) }}
 ),
 
 -- A usage fetch reads one sim: its failure concerns that eSIM (order_no is null when no order
