@@ -65,10 +65,6 @@ coverage as (
     select provider, is_ingested, local_loaded from {{ ref('int_source_coverage') }}
 ),
 
-recon_rows as (
-    select provider, order_no, local_iccid, provider_iccid from {{ recon_rows }}
-),
-
 provider_esims as (
     select provider, order_no, iccid, judged_by_listing from {{ provider_esims }}
 ),
@@ -328,20 +324,16 @@ touched_iccids as (
         on direct.provider = 'pressone' and direct.order_no = pressone_listed.order_no
     where pressone_listed.run_id in (select run_id from new_runs)
     union
-    select recon_rows.local_iccid
-    from recon_rows
-    inner join direct
-        on direct.provider = recon_rows.provider and direct.order_no = recon_rows.order_no
-    union
-    select recon_rows.provider_iccid
-    from recon_rows
-    inner join direct
-        on direct.provider = recon_rows.provider and direct.order_no = recon_rows.order_no
+    select unnest([direct_rows.local_iccid, direct_rows.provider_iccid])
+    from {{ recon_rows }} as direct_rows
+    where (direct_rows.provider, direct_rows.order_no) in (select provider, order_no from direct)
 ),
 
+-- The stored rows are read here and in touched_iccids, not through one CTE: DuckDB materializes
+-- a CTE read twice, which here is every stored row.
 sharing_an_iccid as (
     select provider, order_no
-    from recon_rows
+    from {{ recon_rows }}
     where local_iccid in (select iccid from touched_iccids where iccid is not null)
         or provider_iccid in (select iccid from touched_iccids where iccid is not null)
 ),
