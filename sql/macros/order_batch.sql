@@ -51,14 +51,44 @@
 
 {#- incremental_strategy='touched_orders': delete the touched orders' rows (every row in a whole
     build), then insert the new rows; one transaction (the incremental materialization commits
-    once, after this statement). -#}
+    once, after these statements). An order batch also keeps the rows it wrote as the model's
+    batch copy (see touched_rows); a whole build drops it. -#}
 {% macro get_incremental_touched_orders_sql(arg_dict) -%}
     {%- set columns = arg_dict['dest_columns'] | map(attribute='quoted') | join(', ') -%}
+    {%- set copy = batch_copy(arg_dict['target_relation']) -%}
     delete from {{ arg_dict['target_relation'] }}
     where {{ in_order_batch('provider', 'order_no') }};
 
     insert into {{ arg_dict['target_relation'] }} ({{ columns }})
+    select {{ columns }} from {{ arg_dict['temp_relation'] }};
+
+    {% if order_batch_active() -%}
+    create schema if not exists {{ copy.schema }};
+    create or replace table {{ copy }} as
     select {{ columns }} from {{ arg_dict['temp_relation'] }}
+    {%- else -%}
+    drop table if exists {{ copy }}
+    {%- endif %}
+{%- endmacro %}
+
+{#- Where a model maintained by touched orders keeps the rows the last order batch wrote:
+    schema order_batches, the model's name. -#}
+{% macro batch_copy(relation) -%}
+    {{ return(api.Relation.create(
+        database=relation.database, schema='order_batches', identifier=relation.identifier
+    )) }}
+{%- endmacro %}
+
+{#- The touched orders' rows of `relation` (every row in a whole build). A model maintained by
+    touched orders has just replaced them and kept a copy of exactly those (its batch copy):
+    reading the copy spares a scan of every stored order's key. The copy's unique_key test
+    checks that it holds touched orders only. -#}
+{% macro touched_rows(relation) -%}
+    {%- if order_batch_active() and maintained_by_order(relation) -%}
+        {{ batch_copy(relation) }}
+    {%- else -%}
+        (select * from {{ relation }} where {{ in_order_batch('provider', 'order_no') }})
+    {%- endif -%}
 {%- endmacro %}
 
 {#- Whether `relation` is a model maintained by touched orders (incremental_strategy

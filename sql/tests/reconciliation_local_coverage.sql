@@ -13,9 +13,8 @@ local_keys as (
     from {{ ref('stg_local_orders') }}
     union all
     select local_line_no, 0, 1
-    from {{ ref('reconciliation') }}
+    from {{ touched_rows(ref('reconciliation')) }}
     where local_line_no is not null
-        and {{ in_order_batch('provider', 'order_no') }}
 ),
 
 final as (

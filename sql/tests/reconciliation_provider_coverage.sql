@@ -9,13 +9,11 @@ with
 -- spills to disk where a join each way of 10M string keys would not fit).
 provider_keys as (
     select provider, order_no, esim_key, 1 as expected, 0 as reported
-    from {{ ref('int_provider_esims') }}
-    where {{ in_order_batch('provider', 'order_no') }}
+    from {{ touched_rows(ref('int_provider_esims')) }}
     union all
     select provider, order_no, provider_esim_key, 0, 1
-    from {{ ref('reconciliation') }}
+    from {{ touched_rows(ref('reconciliation')) }}
     where provider_esim_key is not null
-        and {{ in_order_batch('provider', 'order_no') }}
 ),
 
 final as (

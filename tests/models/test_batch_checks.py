@@ -1,6 +1,7 @@
-"""The unique-key checks of a build on the touched orders: they test the touched orders' rows of
-the models maintained by touched orders, and still catch a duplicate there, also one shared with
-an untouched order when the key does not hold the order."""
+"""The unique-key checks of a build on the touched orders: they test the rows the build wrote to
+the models maintained by touched orders (each model's batch copy, `order_batches.<model>`), and
+still catch a duplicate there, a written row of an order that was not touched, and a key shared
+with an untouched order when the key does not hold the order."""
 
 from __future__ import annotations
 
@@ -79,9 +80,19 @@ def _check_status(
     return outcome.statuses[check]
 
 
-# a second copy of the order's eSIM rows
+# a second copy of the order's eSIM rows, as a model writing them twice leaves it: in the model
+# and, for a touched order, in the rows the batch wrote
 _DUPLICATE_ESIMS = (
     "insert into reconciliation.int_provider_esims "
+    "select * from reconciliation.int_provider_esims where order_no = $order_no"
+)
+_DUPLICATE_WRITTEN_ESIMS = (
+    "insert into order_batches.int_provider_esims "
+    "select * from order_batches.int_provider_esims where order_no = $order_no"
+)
+# the batch wrote a row of an order it did not touch (so that order's old rows were kept)
+_WRITE_UNTOUCHED_ESIMS = (
+    "insert into order_batches.int_provider_esims "
     "select * from reconciliation.int_provider_esims where order_no = $order_no"
 )
 # B2's row takes the row_id of the order's row
@@ -97,13 +108,18 @@ _DUPLICATE_ROWS = (
 
 
 def _check_after_duplicating(batch_built: Path, tmp_path: Path, order_no: str, batch: bool) -> str:
-    return _check_status(
-        batch_built, tmp_path, CHECK, [_DUPLICATE_ESIMS], {"order_no": order_no}, batch
-    )
+    spoil = [_DUPLICATE_ESIMS] + ([_DUPLICATE_WRITTEN_ESIMS] if order_no == "B1" else [])
+    return _check_status(batch_built, tmp_path, CHECK, spoil, {"order_no": order_no}, batch)
 
 
 def test_a_duplicate_in_a_touched_order_fails_the_check(batch_built, tmp_path):
     assert _check_after_duplicating(batch_built, tmp_path, "B1", batch=True) == "warn"
+
+
+def test_a_written_row_of_an_untouched_order_fails_the_check(batch_built, tmp_path):
+    spoil = [_WRITE_UNTOUCHED_ESIMS]
+    assert _check_status(batch_built, tmp_path, CHECK, spoil, {"order_no": "B2"}, True) == "warn"
+    assert _check_status(batch_built, tmp_path, CHECK, [], {}, True) == "pass"
 
 
 def test_an_untouched_order_is_left_to_the_builds_that_test_it_whole(batch_built, tmp_path):

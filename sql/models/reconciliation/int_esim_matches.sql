@@ -7,8 +7,7 @@ local_orders as not materialized (
 
 -- Read twice below: in an order batch the touched orders' eSIMs, few, found in one scan and kept.
 provider_esims as {% if order_batch_active() %}materialized{% else %}not materialized{% endif %} (
-    select * from {{ ref('int_provider_esims') }}
-    where {{ in_order_batch('provider', 'order_no') }}
+    select * from {{ touched_rows(ref('int_provider_esims')) }}
 ),
 
 coverage as (

@@ -6,13 +6,11 @@ with
 -- Findings are keyed by order (provider, order_no first) and a finding's row is a row of the
 -- same order: an order's money derives from that order's rows only.
 row_findings as (
-    select * from {{ ref('int_row_findings') }}
-    where {{ in_order_batch('provider', 'order_no') }}
+    select * from {{ touched_rows(ref('int_row_findings')) }}
 ),
 
 recon_rows as (
-    select * from {{ ref('int_reconciliation_rows') }}
-    where {{ in_order_batch('provider', 'order_no') }}
+    select * from {{ touched_rows(ref('int_reconciliation_rows')) }}
 ),
 
 money_rules as (

@@ -8,8 +8,7 @@ local_orders as (
 ),
 
 provider_esims as (
-    select * from {{ ref('int_provider_esims') }}
-    where {{ in_order_batch('provider', 'order_no') }}
+    select * from {{ touched_rows(ref('int_provider_esims')) }}
 ),
 
 matches as (

@@ -7,8 +7,7 @@ with
 -- it needs), never copied whole into memory first. In an order batch: the touched orders' rows,
 -- few, found in one scan and kept.
 recon_rows as {% if order_batch_active() %}materialized{% else %}not materialized{% endif %} (
-    select * from {{ ref('int_reconciliation_rows') }}
-    where {{ in_order_batch('provider', 'order_no') }}
+    select * from {{ touched_rows(ref('int_reconciliation_rows')) }}
 ),
 
 canonical_states as (
@@ -16,13 +15,11 @@ canonical_states as (
 ),
 
 state_transitions as (
-    select * from {{ ref('int_state_transitions') }}
-    where {{ in_order_batch('provider', 'order_no') }}
+    select * from {{ touched_rows(ref('int_state_transitions')) }}
 ),
 
 usage_changes as (
-    select * from {{ ref('int_usage_changes') }}
-    where {{ in_order_batch('provider', 'order_no') }}
+    select * from {{ touched_rows(ref('int_usage_changes')) }}
 ),
 
 discrepancy_types as (

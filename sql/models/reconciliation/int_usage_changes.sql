@@ -4,8 +4,7 @@
 with
 
 usage_history as (
-    select * from {{ ref('stg_esim_usage_history') }}
-    where {{ in_order_batch('provider', 'order_no') }}
+    select * from {{ touched_rows(ref('stg_esim_usage_history')) }}
 ),
 
 sequenced as (

@@ -4,8 +4,7 @@
 with
 
 finding_money as (
-    select * from {{ ref('int_finding_money') }}
-    where {{ in_order_batch('provider', 'order_no') }}
+    select * from {{ touched_rows(ref('int_finding_money')) }}
 ),
 
 -- The findings present now, one per finding key, each with its description and its money at

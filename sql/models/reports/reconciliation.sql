@@ -12,14 +12,12 @@
 with
 
 recon_rows as (
-    select * from {{ ref('int_reconciliation_rows') }}
-    where {{ in_order_batch('provider', 'order_no') }}
+    select * from {{ touched_rows(ref('int_reconciliation_rows')) }}
 ),
 
 -- A finding's row is a row of the same order (int_row_findings joins on provider, order_no).
 row_findings as (
-    select * from {{ ref('int_row_findings') }}
-    where {{ in_order_batch('provider', 'order_no') }}
+    select * from {{ touched_rows(ref('int_row_findings')) }}
 ),
 
 findings_per_row as (

@@ -12,8 +12,7 @@
 with
 
 transitions as (
-    select * from {{ ref('int_state_transitions') }}
-    where {{ in_order_batch('provider', 'order_no') }}
+    select * from {{ touched_rows(ref('int_state_transitions')) }}
 ),
 
 final as (

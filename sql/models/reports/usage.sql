@@ -12,8 +12,7 @@
 with
 
 provider_esims as (
-    select * from {{ ref('int_provider_esims') }}
-    where {{ in_order_batch('provider', 'order_no') }}
+    select * from {{ touched_rows(ref('int_provider_esims')) }}
 ),
 
 observed as (
