@@ -32,12 +32,22 @@ sims as (
     {%- endif %}
 ),
 
+{%- if batch %}
+touched_orders as (
+    select order_no from {{ ref('int_touched_orders') }} where provider = 'pressone'
+),
+{%- endif %}
+
+-- In an order batch, the rows that can belong to a touched order: those of an ICCID a touched
+-- order holds, and those naming a touched order (or none: order '') for an ICCID no order may
+-- hold. A row read that belongs to an untouched order resolves to it below (sims_read has every
+-- order's sims of the ICCIDs read) and is left out at the end; the untouched orders' sims are
+-- never matched against every usage row.
 pressone_usage as {% if batch %}materialized {% endif %}(
     select * from {{ source('raw', 'pressone_usage') }}
     {%- if batch %}
-    -- a row whose ICCID only untouched orders hold is one of theirs: not read
     where coalesce(trim(iccid) in (select iccid from order_sims), false)
-        or not coalesce(trim(iccid) in (select iccid from untouched_sims), false)
+        or coalesce(nullif(trim(order_code), ''), '') in (select order_no from touched_orders)
     {%- endif %}
 ),
 
