@@ -52,7 +52,7 @@
 {#- incremental_strategy='touched_orders': delete the touched orders' rows (every row in a whole
     build), then insert the new rows; one transaction (the incremental materialization commits
     once, after these statements). An order batch also keeps the rows it wrote as the model's
-    batch copy (see touched_rows); a whole build drops it. -#}
+    batch copy (see touched_rows). -#}
 {% macro get_incremental_touched_orders_sql(arg_dict) -%}
     {%- set columns = arg_dict['dest_columns'] | map(attribute='quoted') | join(', ') -%}
     {%- set copy = batch_copy(arg_dict['target_relation']) -%}
@@ -60,19 +60,18 @@
     where {{ in_order_batch('provider', 'order_no') }};
 
     insert into {{ arg_dict['target_relation'] }} ({{ columns }})
-    select {{ columns }} from {{ arg_dict['temp_relation'] }};
+    select {{ columns }} from {{ arg_dict['temp_relation'] }}
+    {%- if order_batch_active() %};
 
-    {% if order_batch_active() -%}
     create schema if not exists {{ copy.schema }};
     create or replace table {{ copy }} as
     select {{ columns }} from {{ arg_dict['temp_relation'] }}
-    {%- else -%}
-    drop table if exists {{ copy }}
     {%- endif %}
 {%- endmacro %}
 
 {#- Where a model maintained by touched orders keeps the rows the last order batch wrote:
-    schema order_batches, the model's name. -#}
+    schema order_batches, the model's name. Only a build on the touched orders reads it, after
+    the model has written it. -#}
 {% macro batch_copy(relation) -%}
     {{ return(api.Relation.create(
         database=relation.database, schema='order_batches', identifier=relation.identifier

@@ -4,8 +4,8 @@
 with
 
 -- Read by every finding below. In a whole build: scanned each time (only the columns and rows
--- it needs), never copied whole into memory first. In an order batch: the touched orders' rows,
--- few, found in one scan and kept.
+-- it needs), never copied whole into memory first. In an order batch: the touched orders' rows
+-- (the batch copy of int_reconciliation_rows), few, materialized once.
 recon_rows as {% if order_batch_active() %}materialized{% else %}not materialized{% endif %} (
     select * from {{ touched_rows(ref('int_reconciliation_rows')) }}
 ),
