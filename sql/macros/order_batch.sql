@@ -80,8 +80,8 @@
 
 {#- The touched orders' rows of `relation` (every row in a whole build). A model maintained by
     touched orders has just replaced them and kept a copy of exactly those (its batch copy):
-    reading the copy spares a scan of every stored order's key. The copy's unique_key test
-    checks that it holds touched orders only. -#}
+    reading the copy spares a scan of every stored order's key. The model's unique_key tests
+    check that it holds touched orders only. -#}
 {% macro touched_rows(relation) -%}
     {%- if order_batch_active() and maintained_by_order(relation) -%}
         {{ batch_copy(relation) }}

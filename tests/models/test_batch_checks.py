@@ -14,6 +14,7 @@ import pytest
 
 from pipelines.incremental import ORDER_BATCH_ENV
 from pipelines.sql_project import build, run_dbt
+from tests.pipeline.helpers import query
 
 from .helpers import MB, T0, RawLayer, list_row, local_row, sync_row
 
@@ -48,13 +49,7 @@ def batch_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     con.close()
     build(db, run_at=T0 + timedelta(hours=1, minutes=5), incremental=True)
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        touched = con.execute(
-            "select provider, order_no, is_all from reconciliation.int_touched_orders"
-        ).fetchall()
-    finally:
-        con.close()
+    touched = query(db, "select provider, order_no, is_all from reconciliation.int_touched_orders")
     assert touched == [("esimtrade", "B1", False)]
     return db
 
@@ -95,6 +90,11 @@ _WRITE_UNTOUCHED_ESIMS = (
     "insert into order_batches.int_provider_esims "
     "select * from reconciliation.int_provider_esims where order_no = $order_no"
 )
+# the batch wrote a row of an order it did not touch, under that row's own row_id
+_WRITE_UNTOUCHED_ROWS = (
+    "insert into order_batches.int_reconciliation_rows "
+    "select * from reconciliation.int_reconciliation_rows where order_no = $order_no"
+)
 # B2's row takes the row_id of the order's row
 _SHARE_ROW_ID = (
     "update reconciliation.int_reconciliation_rows set row_id = ("
@@ -120,6 +120,15 @@ def test_a_written_row_of_an_untouched_order_fails_the_check(batch_built, tmp_pa
     spoil = [_WRITE_UNTOUCHED_ESIMS]
     assert _check_status(batch_built, tmp_path, CHECK, spoil, {"order_no": "B2"}, True) == "warn"
     assert _check_status(batch_built, tmp_path, CHECK, [], {}, True) == "pass"
+
+
+def test_a_written_row_of_an_untouched_order_fails_a_check_keyed_without_the_order(
+    batch_built, tmp_path
+):
+    spoil = [_WRITE_UNTOUCHED_ROWS]
+    params = {"order_no": "B2"}
+    assert _check_status(batch_built, tmp_path, ROW_CHECK, spoil, params, True) == "warn"
+    assert _check_status(batch_built, tmp_path, ROW_CHECK, [], {}, True) == "pass"
 
 
 def test_an_untouched_order_is_left_to_the_builds_that_test_it_whole(batch_built, tmp_path):

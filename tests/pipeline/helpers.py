@@ -65,6 +65,56 @@ def query(db_path: Path, sql: str, params: list[Any] | None = None) -> list[tupl
         con.close()
 
 
+# The models maintained by touched orders outside `reports` (each has a batch copy).
+MAINTAINED = (
+    "reconciliation.int_finding_money",
+    "reconciliation.int_provider_esims",
+    "reconciliation.int_reconciliation_rows",
+    "reconciliation.int_row_findings",
+    "reconciliation.int_state_transitions",
+    "reconciliation.int_usage_changes",
+    "reconciliation.int_usage_esim_days",
+    "staging.stg_esim_usage_history",
+)
+
+
+def compared_relations(db_path: Path) -> list[str]:
+    """What a build on the touched orders must leave as a full refresh would: every report
+    and every maintained model."""
+    reports = [
+        f"reports.{name}"
+        for (name,) in query(
+            db_path,
+            "select table_name from duckdb_tables() where schema_name = 'reports' "
+            "order by table_name",
+        )
+    ]
+    return [*reports, *MAINTAINED]
+
+
+def differences(db_path: Path, other_path: Path) -> dict[str, tuple[int, int]]:
+    """Per compared relation whose rows differ: (rows only in `db_path`, rows only in
+    `other_path`), by EXCEPT ALL both ways."""
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        con.execute("attach $path as other (read_only)", {"path": str(other_path)})
+        found: dict[str, tuple[int, int]] = {}
+        for relation in compared_relations(db_path):
+            mine, theirs = f"{db_path.stem}.{relation}", f"other.{relation}"
+            only_mine = con.execute(
+                f"select count(*) from (select * from {mine} except all select * from {theirs})"
+            ).fetchone()
+            only_theirs = con.execute(
+                f"select count(*) from (select * from {theirs} except all select * from {mine})"
+            ).fetchone()
+            assert only_mine is not None and only_theirs is not None
+            if only_mine[0] or only_theirs[0]:
+                found[relation] = (only_mine[0], only_theirs[0])
+        return found
+    finally:
+        con.close()
+
+
 def findings(db_path: Path) -> set[tuple[str, str, str, str]]:
     return {
         (provider, order_no, iccid or "", kind)

@@ -24,65 +24,20 @@ from pipelines.definitions import runnable
 from pipelines.runner import materialize_all
 from pipelines.simulator import RateLimits, generate_dataset, serve
 from pipelines.sql_project import RUN_AT_ENV, build, environment
-from tests.pipeline.helpers import query, simulator_resources
+from tests.pipeline.helpers import compared_relations, differences, query, simulator_resources
 
-MAINTAINED = (
-    "reconciliation.int_finding_money",
-    "reconciliation.int_provider_esims",
-    "reconciliation.int_reconciliation_rows",
-    "reconciliation.int_row_findings",
-    "reconciliation.int_state_transitions",
-    "reconciliation.int_usage_changes",
-    "reconciliation.int_usage_esim_days",
-    "staging.stg_esim_usage_history",
-)
 START = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
-
-
-def _relations(db: Path) -> list[str]:
-    reports = [
-        f"reports.{name}"
-        for (name,) in query(
-            db,
-            "select table_name from duckdb_tables() where schema_name = 'reports' "
-            "order by table_name",
-        )
-    ]
-    return [*reports, *MAINTAINED]
-
-
-def _differences(incremental_db: Path, full_db: Path) -> dict[str, tuple[int, int]]:
-    """Per relation, (rows only in the incremental build, rows only in the full refresh)."""
-    con = duckdb.connect(str(incremental_db), read_only=True)
-    try:
-        con.execute(f"attach '{full_db}' as full_refresh (read_only)")
-        found: dict[str, tuple[int, int]] = {}
-        for relation in _relations(incremental_db):
-            mine = f"{incremental_db.stem}.{relation}"
-            theirs = f"full_refresh.{relation}"
-            only_mine = con.execute(
-                f"select count(*) from (select * from {mine} except all select * from {theirs})"
-            ).fetchone()
-            only_theirs = con.execute(
-                f"select count(*) from (select * from {theirs} except all select * from {mine})"
-            ).fetchone()
-            assert only_mine is not None and only_theirs is not None
-            if only_mine[0] or only_theirs[0]:
-                found[relation] = (only_mine[0], only_theirs[0])
-        return found
-    finally:
-        con.close()
 
 
 def _compare_with_full_refresh(db: Path, run_at: datetime, name: str) -> dict[str, Any]:
     full = db.parent / f"{name}.duckdb"
     shutil.copy(db, full)
     build(full, full_refresh=True, run_at=run_at)
-    return {"differences": _differences(db, full), "rows": _row_counts(db)}
+    return {"differences": differences(db, full), "rows": _row_counts(db)}
 
 
 def _row_counts(db: Path) -> dict[str, int]:
-    return {r: query(db, f"select count(*) from {r}")[0][0] for r in _relations(db)}
+    return {r: query(db, f"select count(*) from {r}")[0][0] for r in compared_relations(db)}
 
 
 def _last_build(db: Path) -> dict[str, Any]:
