@@ -126,6 +126,16 @@ def test_every_model_is_documented_beside_it_with_the_same_cte_shape():
         assert body.splitlines()[-1] == "select * from final", name
 
 
+def _names_a_provider(body: str, provider: str) -> bool:
+    """Whether shared SQL names `provider`: its models, its name or one of its raw tables."""
+    return (
+        f"stg_{provider}_" in body
+        or f"'{provider}'" in body
+        or f"'{provider}_" in body
+        or re.search(rf"source\(\s*'raw',\s*'{provider}_", body) is not None
+    )
+
+
 def test_shared_staging_models_name_no_provider():
     # A third provider is a folder of staging models and its name in the `providers` var: the
     # shared staging models union every provider's canonical models through one macro.
@@ -136,9 +146,11 @@ def test_shared_staging_models_name_no_provider():
     for path in shared:
         body = _sql_body(path)
         for provider in providers:
-            assert f"stg_{provider}_" not in body and f"'{provider}'" not in body, path.name
-        unioned |= set(re.findall(r"union_provider_models\('([a-z_]+)'\)", body))
+            assert not _names_a_provider(body, provider), (path.name, provider)
+        unioned |= set(re.findall(r"union_provider_models\(\s*'([a-z_]+)'", body))
     assert {"state_history", "usage_history", "known_orders"} <= unioned
+    # stg_raw_runs counts each provider's raw rows through its entries views
+    unioned |= {"list_entries", "fetch_entries"}
     for provider in providers:
         for suffix in unioned:
             name = f"stg_{provider}_{suffix}"
@@ -146,17 +158,18 @@ def test_shared_staging_models_name_no_provider():
 
 
 def test_shared_findings_name_no_provider():
-    # Failed fetches reach sync_failed through each provider's canonical failed_fetches model.
-    # int_touched_orders still reads each provider's raw lists by name (see its doc).
+    # Failed fetches reach sync_failed through each provider's canonical failed_fetches model;
+    # int_touched_orders reads each provider's raw lists and fetches through its entries views.
     providers = _providers()
     files = _model_files()
     for path in [*(MODELS / "reconciliation").glob("*.sql"), *(MODELS / "reports").glob("*.sql")]:
-        if path.stem == "int_touched_orders":
-            continue
         body = _sql_body(path)
         for provider in providers:
-            assert f"stg_{provider}_" not in body and f"'{provider}'" not in body, path.name
+            assert not _names_a_provider(body, provider), (path.name, provider)
     assert "union_provider_models('failed_fetches')" in _sql_body(files["int_row_findings"])
+    touched = _sql_body(files["int_touched_orders"])
+    for suffix in ("list_entries", "fetch_entries"):
+        assert re.search(rf"union_provider_models\(\s*'{suffix}'", touched), suffix
     for provider in providers:
         assert files[f"stg_{provider}_failed_fetches"].parent == MODELS / "staging" / provider
 

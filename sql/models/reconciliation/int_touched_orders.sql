@@ -24,9 +24,8 @@
 {{ config(materialized='table') }}
 -- The order-batch branch below is rendered only when a build runs; its dependencies:
 -- depends_on: {{ ref('stg_raw_runs') }}, {{ ref('stg_ingest_loads') }}, {{ ref('int_source_coverage') }}
--- depends_on: {{ source('raw', 'esimtrade_orders') }}, {{ source('raw', 'esimtrade_order_syncs') }}
--- depends_on: {{ source('raw', 'pressone_orders') }}, {{ source('raw', 'pressone_usage') }}
--- depends_on: {{ source('raw', 'local_orders') }}
+-- depends_on: {{ ref('provider_sources') }}, {{ source('raw', 'local_orders') }}
+-- depends_on: {% for p in var('providers') %}{{ ref('stg_' ~ p ~ '_list_entries') }}, {{ ref('stg_' ~ p ~ '_fetch_entries') }} {% endfor %}
 
 with
 {%- set recon_rows = maintained_relation('int_reconciliation_rows') %}
@@ -163,10 +162,14 @@ changed_local_lines as (
     )
 ),
 
+list_assets as (
+    select list_asset as raw_table from {{ ref('provider_sources') }}
+),
+
 new_list_loads as (
     select raw_table, run_id, finished_at, true as is_new
     from new_runs
-    where is_complete and raw_table in ('esimtrade_orders', 'pressone_orders')
+    where is_complete and raw_table in (select raw_table from list_assets)
 ),
 
 -- What a list's new loads are compared with: its latest complete load the last build read, and
@@ -188,35 +191,9 @@ list_loads as (
     select * from new_list_loads
 ),
 
-esimtrade_listed as (
-    select
-        trim(provider_order_no) as order_no,
-        run_id,
-        hash(status, package_code, quantity, cost_price, sell_price) as row_hash,
-        cast(null as varchar) as iccid,
-        cast(null as bigint) as order_id
-    from {{ source('raw', 'esimtrade_orders') }}
-    where run_id in (select run_id from list_loads where raw_table = 'esimtrade_orders')
-),
-
-pressone_listed as (
-    select
-        trim(order_code) as order_no,
-        run_id,
-        hash(
-            order_id, order_type, order_status, created_at, package_id, quantity, price,
-            currency, sim_id, sim_index, iccid
-        ) as row_hash,
-        nullif(trim(iccid), '') as iccid,
-        cast(order_id as bigint) as order_id
-    from {{ source('raw', 'pressone_orders') }}
-    where run_id in (select run_id from list_loads where raw_table = 'pressone_orders')
-),
-
+-- Each provider's listed rows (stg_<provider>_list_entries), of the loads compared only.
 listed as (
-    select 'esimtrade' as provider, 'esimtrade_orders' as raw_table, * from esimtrade_listed
-    union all
-    select 'pressone' as provider, 'pressone_orders' as raw_table, * from pressone_listed
+    {{ union_provider_models('list_entries', where='run_id in (select run_id from list_loads)') }}
 ),
 
 -- One content per order and load: its listed rows, in any order.
@@ -254,13 +231,15 @@ list_changes as (
     where listings.is_new and listings.content is distinct from previous_listings.content
 ),
 
--- A PressOne order (by id) listed under a new code: its former code loses its sims.
-pressone_code_moves as (
-    select distinct 'pressone' as provider, earlier.order_no
-    from pressone_listed as earlier
-    inner join pressone_listed as later
-        on later.order_id = earlier.order_id and later.order_no <> earlier.order_no
-    where later.run_id in (select run_id from new_runs where raw_table = 'pressone_orders')
+-- An order (by the provider's id) listed under a new code: its former code loses its sims.
+code_moves as (
+    select distinct earlier.provider, earlier.order_no
+    from listed as earlier
+    inner join listed as later
+        on later.provider = earlier.provider
+        and later.order_id = earlier.order_id
+        and later.order_no <> earlier.order_no
+    where (later.raw_table, later.run_id) in (select raw_table, run_id from new_runs)
 ),
 
 -- Listed again unchanged, but the listing judges the state again (it moves state_observed_at).
@@ -273,21 +252,11 @@ rejudged as (
     where provider_esims.judged_by_listing is not false
 ),
 
-new_syncs as (
-    select
-        coalesce(nullif(trim(order_no), ''), nullif(trim(requested_order_no), '')) as order_no,
-        nullif(trim(iccid), '') as iccid,
-        nullif(trim(requested_iccid), '') as requested_iccid
-    from {{ source('raw', 'esimtrade_order_syncs') }}
-    where run_id in (select run_id from new_runs where raw_table = 'esimtrade_order_syncs')
-),
-
-new_usage as (
-    select
-        coalesce(nullif(trim(order_code), ''), '') as order_no,
-        nullif(trim(iccid), '') as iccid
-    from {{ source('raw', 'pressone_usage') }}
-    where run_id in (select run_id from new_runs where raw_table = 'pressone_usage')
+-- Each provider's per-order fetches (stg_<provider>_fetch_entries) of runs not built yet.
+new_fetches as (
+    {{ union_provider_models(
+        'fetch_entries', where='(raw_table, run_id) in (select raw_table, run_id from new_runs)'
+    ) }}
 ),
 
 direct as (
@@ -295,14 +264,12 @@ direct as (
     union
     select provider, order_no from rejudged
     union
-    select provider, order_no from pressone_code_moves
+    select provider, order_no from code_moves
     union
-    select 'esimtrade', order_no from new_syncs where order_no is not null
+    select provider, order_no from new_fetches where order_no is not null
+    -- a fetch of an ICCID no order holds is reported under its provider's unheld order
     union
-    select 'pressone', order_no from new_usage
-    -- a usage row no order holds is reported under order_no '' (sync_failed)
-    union
-    select 'pressone', '' from new_usage
+    select provider, unheld_order_no from new_fetches where unheld_order_no is not null
     union
     select provider, order_no from changed_local_lines
     union
@@ -310,19 +277,18 @@ direct as (
 ),
 
 touched_iccids as (
-    select iccid from new_syncs
+    select iccid from new_fetches
     union
-    select requested_iccid from new_syncs
-    union
-    select iccid from new_usage
+    select requested_iccid from new_fetches
     union
     select iccid from changed_local_lines
     union
-    select pressone_listed.iccid
-    from pressone_listed
+    select listed.iccid
+    from listed
     inner join direct
-        on direct.provider = 'pressone' and direct.order_no = pressone_listed.order_no
-    where pressone_listed.run_id in (select run_id from new_runs)
+        on direct.provider = listed.provider and direct.order_no = listed.order_no
+    where listed.iccid is not null
+        and (listed.raw_table, listed.run_id) in (select raw_table, run_id from new_runs)
     union
     select unnest([direct_rows.local_iccid, direct_rows.provider_iccid])
     from {{ recon_rows }} as direct_rows

@@ -8,22 +8,27 @@ ingest_loads as (
     select * from {{ ref('stg_ingest_loads') }}
 ),
 
+-- Each provider's list and fetch tables, through its entries views (one row per raw row).
 raw_rows as (
-    {%- for raw_table in ['esimtrade_orders', 'esimtrade_order_syncs', 'pressone_orders', 'pressone_usage', 'local_orders'] %}
-    select {{ dbt.string_literal(raw_table) }} as raw_table, run_id, count(*) as row_count
-    from {{ source('raw', raw_table) }}
-    group by run_id
-    {%- if not loop.last %}
+    {%- for provider in var('providers') %}
+    {%- for entries in ['list_entries', 'fetch_entries'] %}
+    select raw_table, run_id, count(*) as row_count
+    from {{ ref('stg_' ~ provider ~ '_' ~ entries) }}
+    group by raw_table, run_id
     union all
-    {%- endif %}
     {%- endfor %}
+    {%- endfor %}
+    select 'local_orders' as raw_table, run_id, count(*) as row_count
+    from {{ source('raw', 'local_orders') }}
+    group by run_id
 ),
 
 -- A complete load may have no rows (an empty list or file): it still counts.
 logged_loads as (
     select asset as raw_table, run_id, is_complete, finished_at
     from ingest_loads
-    where asset in ('esimtrade_orders', 'pressone_orders', 'local_orders')
+    where asset = 'local_orders'
+        or asset in (select list_asset from {{ ref('provider_sources') }})
 ),
 
 final as (
