@@ -225,6 +225,23 @@ def test_the_discrepancy_vocabulary_is_a_seed():
         ]
 
 
+def test_only_the_findings_model_names_a_discrepancy_type():
+    # A new type is a seed row plus its SQL in int_row_findings: what a type means elsewhere
+    # (its severity, whether the sides disagree) is read from the seed.
+    codes = sql_project.discrepancy_codes()
+    for name, path in _model_files().items():
+        if name == "int_row_findings":
+            continue
+        body = _sql_body(path)
+        # int_reconciliation_rows gives an unpaired row the verdict of the same name
+        allowed = (
+            {"missing_locally", "missing_at_provider"}
+            if name == "int_reconciliation_rows"
+            else set()
+        )
+        assert not [c for c in codes if f"'{c}'" in body and c not in allowed], name
+
+
 def test_a_stale_manifest_is_parsed_again():
     manifest = sql_project.manifest_path()
     model = _model_files()["usage"]

@@ -20,20 +20,24 @@ row_findings as (
     select * from {{ touched_rows(ref('int_row_findings')) }}
 ),
 
+discrepancy_types as (
+    select * from {{ ref('discrepancy_types') }}
+),
+
+-- A paired row is mismatched when one of its findings means the sides disagree (the seed says
+-- which); an unpaired row's verdict is its pairing's.
 findings_per_row as (
     select
-        row_id,
+        row_findings.row_id,
         cast(count(*) as bigint) as discrepancy_count,
-        array_to_string(list_sort(list_distinct(list(discrepancy_type))), ',')
+        array_to_string(list_sort(list_distinct(list(row_findings.discrepancy_type))), ',')
             as discrepancy_types,
-        bool_or(
-            discrepancy_type in (
-                'status_mismatch', 'iccid_mismatch', 'package_mismatch', 'amount_mismatch'
-            )
-        ) as sides_disagree
+        coalesce(bool_or(discrepancy_types.is_disagreement), false) as sides_disagree
     from row_findings
-    where row_id is not null
-    group by row_id
+    left join discrepancy_types
+        on discrepancy_types.discrepancy_type = row_findings.discrepancy_type
+    where row_findings.row_id is not null
+    group by row_findings.row_id
 ),
 
 final as (
