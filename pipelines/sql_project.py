@@ -179,6 +179,8 @@ def run_dbt(
         **(environ or {}),
     }
     manifest = None if variables else _kept_manifest(Path(db_path))
+    if manifest is not None:
+        _as_parsed(manifest)
     with environment(env):
         try:
             runner = dbtRunner(manifest=manifest, callbacks=[on_event] if on_event else None)
@@ -259,6 +261,21 @@ def _kept_manifest(db_path: Path) -> Any:
         _MANIFESTS.clear()
         _MANIFESTS[key] = manifest
     return _MANIFESTS[key]
+
+
+def _as_parsed(manifest: Any) -> None:
+    """Clear what an earlier invocation's compile marked on a kept manifest's nodes.
+
+    dbt compiles nodes in place: it marks a model compiled with its ephemeral models' CTEs
+    injected, and an invocation finding that mark neither compiles nor injects again. The SQL
+    is rendered anew on every invocation, so the CTEs would be missing."""
+    from dbt.contracts.graph.nodes import CompiledNode
+
+    for node in manifest.nodes.values():
+        if isinstance(node, CompiledNode):
+            node.compiled = False
+            node.extra_ctes_injected = False
+            node.extra_ctes = []
 
 
 def _use_database(manifest: Any, database: str) -> None:

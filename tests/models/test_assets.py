@@ -25,8 +25,11 @@ SPECS = {key.to_user_string(): spec for key, spec in sql_models.specs_by_key.ite
 
 def test_one_asset_per_seed_and_model_with_its_docs_owner_and_group():
     models = {p.stem: p for p in Path("sql/models").rglob("*.sql")}
+    # an ephemeral model is no relation: dbt inlines it into the models reading it
+    inlined = {n for n, p in models.items() if "materialized='ephemeral'" in p.read_text()}
     seeds = {p.stem for p in Path("sql/seeds").glob("*.csv")}
-    assert set(SPECS) == set(models) | seeds
+    assert {"stg_esimtrade_list_entries", "stg_pressone_fetch_entries"} <= inlined
+    assert set(SPECS) == (set(models) - inlined) | seeds
     for name, spec in SPECS.items():
         layer = "seeds" if name in seeds else models[name].relative_to("sql/models").parts[0]
         assert spec.group_name == ("reports" if layer == "reports" else "models"), name

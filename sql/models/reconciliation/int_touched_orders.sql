@@ -193,7 +193,9 @@ list_loads as (
 
 -- Each provider's listed rows (stg_<provider>_list_entries), of the loads compared only.
 listed as (
-    {{ union_provider_models('list_entries', where='run_id in (select run_id from list_loads)') }}
+    {{ union_provider_models(
+        'list_entries', where='(raw_table, run_id) in (select raw_table, run_id from list_loads)'
+    ) }}
 ),
 
 -- One content per order and load: its listed rows, in any order.
