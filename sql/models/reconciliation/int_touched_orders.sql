@@ -5,18 +5,19 @@
 
   Touched since the last recorded build (builds.last_build, builds.built_runs, written by
   pipelines.incremental after a successful build only):
-  - an eSIMTrade sync or PressOne usage row of a run not built yet (crashed runs included);
-  - an order listed by a complete list load not built yet whose listed rows differ from its
-    listing in the latest complete load of that list the last build read (or that this load
-    did not list). A list is re-read whole every run, so an
-    unchanged listing touches nothing, except where a listing judges the eSIM's state again
+  - a provider's fetch row (stg_<provider>_fetch_entries: an eSIMTrade sync, a PressOne usage
+    look-up) of a run not built yet (crashed runs included);
+  - an order listed (stg_<provider>_list_entries) by a complete list load not built yet whose
+    listed rows differ from its listing in the latest complete load of that list the last build
+    read (or that this load did not list). A list is re-read whole every run, so an unchanged
+    listing touches nothing, except where a listing judges the eSIM's state again
     (int_provider_esims.judged_by_listing: its state_observed_at moves);
   - a local line (by line_no) whose content differs between the latest complete local load and
     the one the last build read, on either side (a vanished line touches its order);
   - the touched set of a build that did not complete (it is recomputed too);
   - every order sharing an ICCID, local or provider, old or new, with the above: a local ICCID
-    counts duplicates across orders, and a PressOne usage row belongs to the newest order
-    holding its ICCID.
+    counts duplicates across orders, and a fetch row may belong to whichever order holds its
+    ICCID (PressOne: the newest).
   An order vanishing from a list changes nothing here (the stored list keeps its last listing).
   Every build (on the touched orders or whole) is as of the same raw data: the result equals a
   full refresh.

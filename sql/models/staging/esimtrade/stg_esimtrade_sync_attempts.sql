@@ -18,6 +18,7 @@ typed as (
         lower(trim(outcome)) as outcome,
         http_status,
         error,
+        -- the answer's order, else the one asked for (stg_esimtrade_fetch_entries agrees)
         coalesce(nullif(trim(order_no), ''), nullif(trim(requested_order_no), '')) as order_no,
         nullif(trim(requested_iccid), '') as requested_iccid,
         nullif(trim(esim_tran_no), '') as esim_tran_no,
