@@ -10,6 +10,8 @@ thing runs in a fresh child process, on its own copy of one file:
 - incremental 1% / 0.1%: the same step after that full refresh was recorded and a new ingestion
   run added a sync (eSIMTrade) or usage fetch (PressOne) with more data used for 1% / 0.1% of
   the orders;
+- nothing changed: the same step after a run that added no raw row (no order touched): the
+  step's floor, what every build pays before it reads an order;
 - bare: the one DuckDB statement classifying the same findings (bench_models' reference), three
   times (`--bare-runs`); the median is what the builds are compared with;
 - datacompy: PolarsCompare of the same two flat tables (bench_models' reference, in its own
@@ -234,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy(base, building)
             runs.append(_measured("full refresh", _self("--child", "step", str(building))))
             building.rename(full)
-        for label, per_million in (("incremental 1%", 10_000), ("incremental 0.1%", 1_000)):
+        steps = (("incremental 1%", 10_000), ("incremental 0.1%", 1_000), ("nothing changed", 0))
+        for label, per_million in steps:
             db = folder / f"incr_{per_million}.duckdb"
             shutil.copy(full, db)
             _checked(_self("--child", "change", str(db), str(per_million)))
